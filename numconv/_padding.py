@@ -1,0 +1,73 @@
+"""Padding modes and their adjoints, on the channels-last layout the kernels use.
+
+Every mode is described by one map per spatial axis: padded position ``j`` reads
+input position ``source[j]`` (or nothing, ``-1``, for zero padding). The forward
+pad gathers through the maps and the gradient scatters back through the same
+maps, so the two are exact adjoints by construction: gradient mass that lands
+in the padding folds back onto the input positions it was read from.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Layout of the arrays here: (N, D, H, W, C); the spatial axes are 1, 2, 3.
+_SPATIAL_AXES = (1, 2, 3)
+
+
+def source_indices(n: int, before: int, after: int, mode: str) -> np.ndarray:
+    """Input index read by each padded position along one axis (``-1``: a zero)."""
+    i = np.arange(-before, n + after)
+    if mode == "zeros":
+        return np.where((i >= 0) & (i < n), i, -1)
+    if mode == "reflect":  # edge not repeated; validated: pads < n
+        i = np.abs(i)
+        return np.where(i >= n, 2 * (n - 1) - i, i)
+    if mode == "replicate":
+        return np.clip(i, 0, n - 1)
+    if mode == "circular":  # validated: pads <= n
+        return np.mod(i, n)
+    raise AssertionError(mode)  # unreachable: the mode is validated upstream
+
+
+def pad_channels_last(x5: np.ndarray, pads, mode: str, dtype) -> np.ndarray:
+    """``(N, C, D, H, W)`` -> padded, C-contiguous ``(N, Dp, Hp, Wp, C)`` of ``dtype``.
+
+    The layout change and the padding happen in one copy.
+    """
+    n_, c, *spatial = x5.shape
+    xt = x5.transpose(0, 2, 3, 4, 1)
+    padded = [s + b + a for s, (b, a) in zip(spatial, pads, strict=True)]
+    if mode == "zeros":
+        out = np.zeros((n_, *padded, c), dtype=dtype)
+        interior = tuple(slice(b, b + s) for s, (b, _) in zip(spatial, pads, strict=True))
+        out[(slice(None), *interior)] = xt
+        return out
+    for axis, s, (b, a) in zip(_SPATIAL_AXES, spatial, pads, strict=True):
+        if b or a:
+            xt = np.take(xt, source_indices(s, b, a, mode), axis=axis)
+    return np.ascontiguousarray(xt, dtype=dtype)
+
+
+def pad_adjoint_channels_last(gxp: np.ndarray, spatial, pads, mode: str) -> np.ndarray:
+    """Adjoint of :func:`pad_channels_last`: ``(N, Dp, Hp, Wp, C)`` -> ``(N, C, D, H, W)``."""
+    g = gxp
+    for axis, s, (b, a) in zip(_SPATIAL_AXES, spatial, pads, strict=True):
+        if not (b or a):
+            continue
+        interior = [slice(None)] * g.ndim
+        interior[axis] = slice(b, b + s)
+        if mode == "zeros":
+            g = g[tuple(interior)]
+            continue
+        out = np.array(g[tuple(interior)])  # own copy, so adding into it is safe
+        src = source_indices(s, b, a, mode)
+        pad_positions = np.r_[0:b, b + s : b + s + a]
+        # add.at accumulates repeated targets (e.g. circular pads wider than half n)
+        np.add.at(
+            np.moveaxis(out, axis, 0),
+            src[pad_positions],
+            np.moveaxis(g, axis, 0)[pad_positions],
+        )
+        g = out
+    return g.transpose(0, 4, 1, 2, 3)
