@@ -1,0 +1,190 @@
+"""Convolution layers: ``Conv1d``, ``Conv2d``, ``Conv3d``."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import functional as F
+from .._params import (
+    as_float_array,
+    check_dtype,
+    check_int,
+    check_padding_mode,
+    normalize_padding,
+    ntuple,
+)
+from .base import Layer
+
+
+class _ConvNd(Layer):
+    _nd: int
+    _ops: tuple  # (forward, input_grad, weight_grad) functions of this rank
+
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups=1,
+        bias=True,
+        padding_mode="zeros",
+        dtype=np.float32,
+        seed=None,
+    ):
+        super().__init__()
+        nd = self._nd
+        self.in_channels = check_int(in_channels, "in_channels", minimum=1)
+        self.out_channels = check_int(out_channels, "out_channels", minimum=1)
+        self.kernel_size = ntuple(kernel_size, nd, "kernel_size", minimum=1)
+        self.stride = ntuple(stride, nd, "stride", minimum=1)
+        self.dilation = ntuple(dilation, nd, "dilation", minimum=1)
+        self.groups = check_int(groups, "groups", minimum=1)
+        self.padding_mode = check_padding_mode(padding_mode)
+        pads = normalize_padding(padding, nd)
+        # keep PyTorch's display: symmetric pads as one int per dim
+        if pads != "same" and all(b == a for b, a in pads):
+            pads = tuple(b for b, _ in pads)
+        self.padding = pads
+        self.dtype = check_dtype(dtype)
+        if not isinstance(bias, bool | np.bool_):
+            raise TypeError(f"bias must be True or False; got {bias!r}")
+        for name, channels in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if channels % self.groups:
+                raise ValueError(f"groups={self.groups} must divide {name}={channels}")
+        # PyTorch's default init: kaiming_uniform(a=√5) for the weight reduces to
+        # U(±1/√fan_in); the bias uses the same bound.
+        shape = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
+        fan_in = shape[1] * math.prod(self.kernel_size)
+        bound = 1.0 / math.sqrt(fan_in)
+        rng = np.random.default_rng(seed)
+        self._add_param("weight", rng.uniform(-bound, bound, shape).astype(self.dtype))
+        if bias:
+            self._add_param("bias", rng.uniform(-bound, bound, shape[0]).astype(self.dtype))
+
+    @property
+    def weight(self) -> np.ndarray:
+        """The filters ``(C_out, C_in / groups, *kernel_size)``; the array ``params["weight"]``."""
+        return self.params["weight"]
+
+    @property
+    def bias(self) -> np.ndarray | None:
+        """The bias ``(C_out,)`` (the same array as ``params["bias"]``), or None."""
+        return self.params.get("bias")
+
+    def _conv_args(self):
+        return self.stride, self.padding, self.dilation, self.groups, self.padding_mode
+
+    def forward(self, x):
+        """Convolve ``x`` and cache it for :meth:`backward`."""
+        x = as_float_array(x, "x")
+        y = self._ops[0](x, self.weight, self.bias, *self._conv_args())
+        # A copy, so that a caller reusing its buffer cannot corrupt backward.
+        self._cache = x.copy()
+        return y
+
+    def backward(self, grad_output):
+        """Return the input gradient; add the parameter gradients into ``grads``."""
+        x = self._saved()
+        grad_output = as_float_array(grad_output, "grad_output")
+        gx = self._ops[1](x.shape, self.weight, grad_output, *self._conv_args())
+        gw = self._ops[2](x, self.weight.shape, grad_output, *self._conv_args())
+        self._accumulate("weight", gw)
+        if "bias" in self.params:
+            batched = grad_output if x.ndim == self._nd + 2 else grad_output[None]
+            self._accumulate("bias", F.conv_bias_grad(batched))
+        return gx
+
+    def extra_repr(self) -> str:
+        nd = self._nd
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
+        s += f", stride={self.stride}"
+        if self.padding != (0,) * nd:
+            s += f", padding={self.padding}"
+        if self.dilation != (1,) * nd:
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if "bias" not in self.params:
+            s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
+        if self.dtype != np.float32:
+            s += f", dtype={self.dtype}"
+        return s
+
+
+_LAYER_DOC = """\
+{nd}-d convolution layer (PyTorch's ``nn.Conv{nd}d``), forward and backward.
+
+Parameters
+----------
+in_channels, out_channels : int
+    Channel counts; both divisible by ``groups``.
+kernel_size : int or tuple of {nd} ints
+stride, padding, dilation, groups, padding_mode
+    As in :func:`numconv.functional.conv{nd}d` (``padding`` also accepts
+    per-side pairs, and ``"same"`` with any stride).
+bias : bool, default True
+    Whether to learn an additive bias.
+dtype : {{float32, float64, float16}}, default float32
+    The parameters' dtype.
+seed : int, optional
+    Seed of the default initialisation: weight and bias uniform in
+    ``±1/sqrt(fan_in)`` with ``fan_in = in_channels / groups * prod(kernel_size)``,
+    PyTorch's distribution (not its random stream).
+
+Attributes
+----------
+weight : ndarray, shape (out_channels, in_channels / groups, {k})
+bias : ndarray, shape (out_channels,), or None
+params, grads : dict
+    ``{{"weight": ..., "bias": ...}}``; ``backward`` adds into ``grads``.
+
+Notes
+-----
+Shapes: input ``(N, C_in, {s})`` or unbatched ``(C_in, {s})``; output
+``(N, C_out, {o})``, each ``out = floor((n + pad_before + pad_after -
+dilation * (k - 1) - 1) / stride) + 1``.
+``state_dict()`` uses PyTorch's keys and shapes, so a PyTorch layer's
+``{{k: v.numpy() for k, v in m.state_dict().items()}}`` loads directly.
+
+Examples
+--------
+>>> import numpy as np, numconv
+>>> conv = numconv.Conv{nd}d(3, 16, 3, padding=1, seed=0)
+>>> y = conv(np.ones((2, 3{ones}), dtype=np.float32))
+>>> gx = conv.backward(np.ones_like(y))
+>>> y.shape == gx.shape[:1] + (16,) + gx.shape[2:]
+True
+"""
+
+_SHAPE_NAMES = {1: ("L", "kL", "L_out"), 2: ("H, W", "kH, kW", "H_out, W_out"),
+                3: ("D, H, W", "kD, kH, kW", "D_out, H_out, W_out")}  # fmt: skip
+
+
+def _layer_doc(nd: int) -> str:
+    s, k, o = _SHAPE_NAMES[nd]
+    return _LAYER_DOC.format(nd=nd, s=s, k=k, o=o, ones=", 8" * nd)
+
+
+class Conv1d(_ConvNd):
+    __doc__ = _layer_doc(1)
+    _nd = 1
+    _ops = (F.conv1d, F.conv1d_input_grad, F.conv1d_weight_grad)
+
+
+class Conv2d(_ConvNd):
+    __doc__ = _layer_doc(2)
+    _nd = 2
+    _ops = (F.conv2d, F.conv2d_input_grad, F.conv2d_weight_grad)
+
+
+class Conv3d(_ConvNd):
+    __doc__ = _layer_doc(3)
+    _nd = 3
+    _ops = (F.conv3d, F.conv3d_input_grad, F.conv3d_weight_grad)
