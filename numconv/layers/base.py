@@ -61,6 +61,18 @@ class Layer:
         self.params[name] = value
         self.grads[name] = np.zeros_like(value)
 
+    def _set_param(self, name: str, value) -> None:
+        """Write ``value`` into the existing parameter array (its identity is kept)."""
+        if name not in self.params:
+            raise ValueError(f"{type(self).__name__} has no parameter {name!r}")
+        target = self.params[name]
+        value = np.asarray(value)
+        if value is target:  # e.g. ``layer.weight -= step`` already updated it in place
+            return
+        if value.shape != target.shape:
+            raise ValueError(f"{name} must have shape {target.shape}; got {value.shape}")
+        target[...] = value
+
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of the parameters, under PyTorch's keys and in PyTorch's shapes."""
         return {name: value.copy() for name, value in self.params.items()}

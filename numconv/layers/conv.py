@@ -71,10 +71,18 @@ class _ConvNd(Layer):
         """The filters ``(C_out, C_in / groups, *kernel_size)``; the array ``params["weight"]``."""
         return self.params["weight"]
 
+    @weight.setter
+    def weight(self, value) -> None:
+        self._set_param("weight", value)
+
     @property
     def bias(self) -> np.ndarray | None:
         """The bias ``(C_out,)`` (the same array as ``params["bias"]``), or None."""
         return self.params.get("bias")
+
+    @bias.setter
+    def bias(self, value) -> None:
+        self._set_param("bias", value)
 
     def _conv_args(self):
         return self.stride, self.padding, self.dilation, self.groups, self.padding_mode
