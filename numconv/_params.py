@@ -229,7 +229,7 @@ def plan_conv(
     groups,
     padding_mode,
     *,
-    input_name: str = "input",
+    input_name: str = "x",
     weight_name: str = "weight",
 ) -> ConvPlan:
     """Validate a convolution's arguments and compute its sizes."""

@@ -1,0 +1,25 @@
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "numconv",
+    deadline=None,  # the first example of a new dtype pays Numba's compile time
+    suppress_health_check=[HealthCheck.too_slow],
+    max_examples=60,
+    derandomize=True,  # the same examples every run: CI failures reproduce
+)
+settings.register_profile("thorough", parent=settings.get_profile("numconv"), max_examples=600)
+settings.load_profile("numconv")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="session")
+def torch():
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(2)
+    return torch
