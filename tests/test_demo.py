@@ -1,0 +1,41 @@
+"""The demo's sections, and the command line as a user runs it."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from numconv import demo
+
+
+def test_learned_kernel_approaches_the_edge_kernel():
+    losses, kernel = demo.learn_edge_kernel()
+    assert losses[-1] < 0.02 * losses[0]
+    assert all(b < a for a, b in itertools.pairwise(losses))  # falls every epoch
+    np.testing.assert_allclose(kernel, [[1.0, -1.0]], atol=0.05)
+
+
+def test_sections_compute_what_they_claim():
+    _, edges = demo.detect_edges()
+    assert set(np.unique(edges)) == {-1.0, 0.0, 1.0}
+    by_conv, by_matmul = demo.pointwise_as_matmul()
+    np.testing.assert_allclose(by_conv, by_matmul, rtol=1e-12)
+    shapes = dict((repr(s), shape) for s, shape in demo.output_shapes())
+    assert shapes[repr(dict(stride=2, padding="same", dilation=1))] == (4, 4)
+    assert shapes[repr(dict(stride=1, padding=0, dilation=2))] == (4, 4)
+
+
+def test_cli_demo_runs_without_torch(tmp_path):
+    """Run ``python -m numconv demo`` with torch made unimportable."""
+    (tmp_path / "torch.py").write_text("raise ImportError('torch is blocked for this test')\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(demo.__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), root])}
+    out = subprocess.run(
+        [sys.executable, "-m", "numconv", "demo"],
+        capture_output=True, text=True, env=env, check=True, timeout=300,
+    ).stdout  # fmt: skip
+    assert "learned kernel" in out and "epoch 10" in out
