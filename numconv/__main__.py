@@ -3,19 +3,64 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 
+def _bench(args) -> int:
+    import numba
+
+    from .bench import runner
+    from .bench.suite import SUITES
+
+    ops = tuple(args.ops.split(","))
+    if not set(ops) <= set(runner.OPS):
+        print(f"--ops takes a comma-separated subset of {runner.OPS}; got {args.ops!r}")
+        return 2
+    numba.set_num_threads(args.threads)
+    try:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    except ImportError:
+        torch = None
+        print("PyTorch is not installed: numconv's figures only", file=sys.stderr)
+    suite = "quick" if args.quick and args.suite is None else (args.suite or "performance")
+    repeats = 3 if args.quick else args.repeats
+    ceiling = runner.gemm_ceiling(1024 if args.quick else 2048)
+    print(f"suite {suite}, float32, {args.threads} threads, median of {repeats};"
+          f" GEMM ceiling measured now: {ceiling:.0f} GFLOP/s", file=sys.stderr)  # fmt: skip
+    rows = runner.run(SUITES[suite], ops, repeats, torch, progress=runner.progress_to_stderr)
+    print(runner.format_table(rows, ceiling))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(runner.as_json(rows, ceiling, args.threads), f, indent=1)
+    return 0
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m numconv", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m numconv")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="walk through numconv's convolution (no PyTorch needed)")
+    bench = commands.add_parser("bench", help="time numconv against PyTorch, side by side")
+    bench.add_argument(
+        "--suite",
+        choices=["performance", "quick"],
+        default=None,
+        help="shape suite (default: performance; quick with --quick)",
+    )
+    bench.add_argument("--ops", default="fwd,dx,dw", help="comma-separated: fwd,dx,dw")
+    bench.add_argument("--quick", action="store_true", help="small shapes, 3 repetitions")
+    bench.add_argument("--threads", type=int, default=2, help="threads for both libraries")
+    bench.add_argument("--repeats", type=int, default=7, help="timed repetitions per figure")
+    bench.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args(argv)
     if args.command == "demo":
         from .demo import run
 
         run()
-    return 0
+        return 0
+    return _bench(args)
 
 
 if __name__ == "__main__":

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
@@ -10,7 +12,7 @@ settings.register_profile(
     derandomize=True,  # the same examples every run: CI failures reproduce
 )
 settings.register_profile("thorough", parent=settings.get_profile("numconv"), max_examples=600)
-settings.load_profile("numconv")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "numconv"))
 
 
 @pytest.fixture

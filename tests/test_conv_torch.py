@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from helpers import assert_close, torch_conv_grads
@@ -136,3 +138,17 @@ def conv_configs(draw):
 @given(config=conv_configs(), seed=st.integers(0, 2**16))
 def test_random_configurations_match_torch(torch, config, seed):
     check_against_torch(torch, np.random.default_rng(seed), *config)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_exhaustive_small_sweep(torch, rng, nd):
+    """Every combination of mode, stride, dilation, groups and padding form on one shape."""
+    spatial = (7, 6, 5)[3 - nd :]
+    paddings = [1, "same", tuple((2, 0) if i % 2 else (0, 1) for i in range(nd))]
+    for mode, stride, dilation, groups, padding in itertools.product(
+        MODES, (1, 2), (1, 2), (1, 2), paddings
+    ):
+        check_against_torch(
+            torch, rng, (2, 4, *spatial), 6, (3,) * nd, stride, padding, dilation, groups, mode
+        )

@@ -39,3 +39,13 @@ def test_cli_demo_runs_without_torch(tmp_path):
         capture_output=True, text=True, env=env, check=True, timeout=300,
     ).stdout  # fmt: skip
     assert "learned kernel" in out and "epoch 10" in out
+
+
+def test_readme_example_runs():
+    """The README's Python example is executed as written."""
+    import pathlib
+    import re
+
+    readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+    for block in re.findall(r"```python\n(.*?)```", readme.read_text(), re.S):
+        exec(compile(block, str(readme), "exec"), {})

@@ -1,0 +1,140 @@
+"""Time numconv against PyTorch side by side, in one process, interleaved.
+
+Timings on shared machines drift, so each repetition times numconv and then
+PyTorch back to back, and the figures are medians over repetitions; the speed
+ratio is PyTorch's median over numconv's.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .. import functional as F
+from .suite import ConvCase
+
+OPS = ("fwd", "dx", "dw")
+
+
+def numconv_op(case: ConvCase, op: str, x, w, b, gy):
+    """A zero-argument callable running ``op`` (dw includes the bias gradient)."""
+    nd, kw = case.nd, case.kwargs
+    if op == "fwd":
+        f = getattr(F, f"conv{nd}d")
+        return lambda: f(x, w, b, **kw)
+    if op == "dx":
+        f = getattr(F, f"conv{nd}d_input_grad")
+        return lambda: f(x.shape, w, gy, **kw)
+    if op == "dw":
+        f = getattr(F, f"conv{nd}d_weight_grad")
+        return lambda: (f(x, w.shape, gy, **kw), F.conv_bias_grad(gy))
+    raise ValueError(f"op must be one of {OPS}; got {op!r}")
+
+
+def torch_op(torch, case: ConvCase, op: str, x, w, b, gy):
+    """The same op through ATen's convolution kernels directly (no autograd overhead)."""
+    tx, tw, tb, tgy = (torch.from_numpy(a) for a in (x, w, b, gy))
+    nd = case.nd
+    stride, padding, dilation = [case.stride] * nd, [case.padding] * nd, [case.dilation] * nd
+    if op == "fwd":
+        conv = getattr(torch.nn.functional, f"conv{nd}d")
+        return lambda: conv(tx, tw, tb, stride, padding, dilation, case.groups)
+    mask = [True, False, False] if op == "dx" else [False, True, True]
+    backward = torch.ops.aten.convolution_backward
+    return lambda: backward(
+        tgy, tx, tw, [case.out_channels], stride, padding, dilation,
+        False, [0] * nd, case.groups, mask,
+    )  # fmt: skip
+
+
+def _time(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def gemm_ceiling(size: int = 2048, repeats: int = 3) -> float:
+    """float32 GFLOP/s of one BLAS matrix product of ``size``³, best of ``repeats``."""
+    a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
+    a @ a  # warm-up (thread pool start)
+    best = min(_time(lambda: a @ a) for _ in range(repeats))
+    return 2 * size**3 / best / 1e9
+
+
+@dataclass
+class Row:
+    case: str
+    op: str
+    numconv_ms: float
+    torch_ms: float | None
+    gflops: float
+
+    @property
+    def ratio(self) -> float | None:
+        return None if self.torch_ms is None else self.torch_ms / self.numconv_ms
+
+
+def run(cases, ops=OPS, repeats: int = 5, torch=None, progress=None) -> list[Row]:
+    """Median times per (case, op) for numconv and, if ``torch`` is given, PyTorch."""
+    rows = []
+    for case in cases:
+        arrays = case.arrays()
+        for op in ops:
+            if progress:
+                progress(f"{case.name} {op}")
+            ours = numconv_op(case, op, *arrays)
+            theirs = torch_op(torch, case, op, *arrays) if torch is not None else None
+            ours()  # warm-up: Numba compilation and caches
+            if theirs:
+                theirs()
+            t_ours, t_theirs = [], []
+            for _ in range(repeats):
+                t_ours.append(_time(ours))
+                if theirs:
+                    t_theirs.append(_time(theirs))
+            ms = statistics.median(t_ours) * 1e3
+            torch_ms = statistics.median(t_theirs) * 1e3 if theirs else None
+            rows.append(Row(case.name, op, ms, torch_ms, case.flops / ms / 1e6))
+    return rows
+
+
+def geomean(values) -> float:
+    values = list(values)
+    return math.exp(sum(map(math.log, values)) / len(values))
+
+
+def format_table(rows: list[Row], ceiling: float) -> str:
+    """A Markdown table with one row per (case, op) and a geomean row per op."""
+    lines = [
+        "| case | op | numconv ms | PyTorch ms | speed ratio | GFLOP/s | % of GEMM |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        torch_ms = "—" if r.torch_ms is None else f"{r.torch_ms:.2f}"
+        ratio = "—" if r.ratio is None else f"{r.ratio:.2f}"
+        lines.append(
+            f"| {r.case} | {r.op} | {r.numconv_ms:.2f} | {torch_ms} | {ratio} |"
+            f" {r.gflops:.1f} | {100 * r.gflops / ceiling:.0f}% |"
+        )
+    for op in dict.fromkeys(r.op for r in rows):
+        ratios = [r.ratio for r in rows if r.op == op and r.ratio is not None]
+        if ratios:
+            lines.append(f"| **geomean** | {op} | | | **{geomean(ratios):.2f}** | | |")
+    return "\n".join(lines)
+
+
+def as_json(rows: list[Row], ceiling: float, threads: int) -> dict:
+    return {
+        "gemm_ceiling_gflops": ceiling,
+        "threads": threads,
+        "rows": [{**asdict(r), "ratio": r.ratio} for r in rows],
+    }
+
+
+def progress_to_stderr(message: str) -> None:
+    print(f"  ... {message}", file=sys.stderr, flush=True)

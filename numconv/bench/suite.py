@@ -1,0 +1,86 @@
+"""The named convolution shapes of PERFORMANCE.md, shared by the CLI and asv."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ConvCase:
+    """One convolution problem: ``(N, C, *spatial) -> K`` channels with a ``kernel``."""
+
+    name: str
+    batch: int
+    in_channels: int
+    spatial: tuple[int, ...]
+    out_channels: int
+    kernel: int
+    stride: int = 1
+    padding: int = 0
+    dilation: int = 1
+    groups: int = 1
+
+    @property
+    def nd(self) -> int:
+        return len(self.spatial)
+
+    @property
+    def kwargs(self) -> dict:
+        return dict(
+            stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups
+        )
+
+    @property
+    def out_spatial(self) -> tuple[int, ...]:
+        e = self.dilation * (self.kernel - 1) + 1
+        return tuple((n + 2 * self.padding - e) // self.stride + 1 for n in self.spatial)
+
+    @property
+    def flops(self) -> int:
+        """2 · N · K · C/groups · ∏k · ∏out (direct-algorithm multiply-adds)."""
+        per_output = self.in_channels // self.groups * self.kernel**self.nd
+        return 2 * self.batch * self.out_channels * per_output * math.prod(self.out_spatial)
+
+    def arrays(self, dtype=np.float32, seed: int = 0):
+        """Standard-normal ``x``, ``w``, ``b`` and an output gradient ``gy``."""
+        rng = np.random.default_rng(seed)
+        k = (self.kernel,) * self.nd
+        x = rng.standard_normal((self.batch, self.in_channels, *self.spatial), dtype=np.float32)
+        w = rng.standard_normal((self.out_channels, self.in_channels // self.groups, *k),
+                                dtype=np.float32)  # fmt: skip
+        b = rng.standard_normal(self.out_channels, dtype=np.float32)
+        gy = rng.standard_normal((self.batch, self.out_channels, *self.out_spatial),
+                                 dtype=np.float32)  # fmt: skip
+        return tuple(a.astype(dtype, copy=False) for a in (x, w, b, gy))
+
+
+# PERFORMANCE.md's table, in its order.
+PERFORMANCE_SUITE = (
+    ConvCase("stem7x7_s2", 8, 3, (224, 224), 64, 7, stride=2, padding=3),
+    ConvCase("res3x3_56", 8, 64, (56, 56), 64, 3, padding=1),
+    ConvCase("res3x3_28", 8, 128, (28, 28), 128, 3, padding=1),
+    ConvCase("res3x3_14", 8, 256, (14, 14), 256, 3, padding=1),
+    ConvCase("res3x3_7", 8, 512, (7, 7), 512, 3, padding=1),
+    ConvCase("down3x3_s2", 8, 128, (28, 28), 256, 3, stride=2, padding=1),
+    ConvCase("pw1x1", 8, 256, (28, 28), 64, 1),
+    ConvCase("dw3x3", 8, 256, (28, 28), 256, 3, padding=1, groups=256),
+    ConvCase("cifar_first", 64, 3, (32, 32), 32, 3, padding=1),
+    ConvCase("dilated3x3", 8, 64, (56, 56), 64, 3, padding=2, dilation=2),
+    ConvCase("audio1d", 16, 64, (4096,), 64, 9, padding=4),
+    ConvCase("video3d", 2, 32, (16, 56, 56), 32, 3, padding=1),
+)
+
+# Small versions of the same kinds of layer, for --quick runs and CI smoke tests.
+QUICK_SUITE = (
+    ConvCase("res3x3_small", 2, 32, (28, 28), 32, 3, padding=1),
+    ConvCase("stem7x7_small", 2, 3, (64, 64), 16, 7, stride=2, padding=3),
+    ConvCase("dw3x3_small", 2, 64, (28, 28), 64, 3, padding=1, groups=64),
+    ConvCase("pw1x1_small", 2, 64, (28, 28), 32, 1),
+    ConvCase("audio1d_small", 4, 16, (1024,), 16, 9, padding=4),
+    ConvCase("video3d_small", 1, 8, (8, 16, 16), 8, 3, padding=1),
+)
+
+SUITES = {"performance": PERFORMANCE_SUITE, "quick": QUICK_SUITE}
