@@ -1,0 +1,49 @@
+"""The kernels' innermost loops compile to packed FMAs (PERFORMANCE.md's first lesson)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+PROBE = r"""
+import re
+import numpy as np
+from numconv.kernels.direct import conv_forward, conv_input_grad, conv_weight_grad
+xp = np.zeros((1, 1, 4, 4, 8), np.float32)
+wt = np.zeros((1, 1, 3, 3, 8, 8), np.float32)
+y = np.zeros((1, 1, 2, 2, 8), np.float32)
+conv_forward(xp, wt, y, 1, 1, 1, 1, 1, 1)
+conv_input_grad(y, wt, xp, 1, 1, 1, 1, 1, 1)
+conv_weight_grad(xp, y, np.zeros((2, *wt.shape), np.float32), 1, 1, 1, 1, 1, 1)
+for kernel in (conv_forward, conv_input_grad, conv_weight_grad):
+    asm = kernel.inspect_asm(kernel.signatures[0])
+    packed = re.findall(r"vfmadd\w*ps\s[^\n]*%(?:ymm|zmm)", asm)
+    print(kernel.__name__, len(packed))
+"""
+
+
+def _has_avx2() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return " avx2" in f.read()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(
+    platform.machine() != "x86_64" or not _has_avx2(), reason="checks x86-64 AVX2 assembly"
+)
+def test_kernels_use_packed_fma():
+    env = {**os.environ, "NUMCONV_NO_CACHE": "1"}  # inspect_asm needs freshly compiled code
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, check=True,
+        timeout=600,
+    ).stdout  # fmt: skip
+    counts = dict(line.split() for line in out.strip().splitlines())
+    assert set(counts) == {"conv_forward", "conv_input_grad", "conv_weight_grad"}
+    for name, count in counts.items():
+        assert int(count) > 0, f"{name}: no packed FMA on ymm/zmm registers"
