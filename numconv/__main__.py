@@ -15,15 +15,12 @@ def _bench(args) -> int:
 
     ops = tuple(args.ops.split(","))
     if not set(ops) <= set(runner.OPS):
-        print(f"--ops takes a comma-separated subset of {runner.OPS}; got {args.ops!r}")
+        print(f"--ops takes a comma-separated subset of {runner.OPS}; got {args.ops!r}",
+              file=sys.stderr)  # fmt: skip
         return 2
     numba.set_num_threads(args.threads)
-    try:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    except ImportError:
-        torch = None
+    torch = runner.optional_torch(args.threads)
+    if torch is None:
         print("PyTorch is not installed: numconv's figures only", file=sys.stderr)
     suite = "quick" if args.quick and args.suite is None else (args.suite or "performance")
     repeats = 3 if args.quick else args.repeats

@@ -7,6 +7,7 @@ ratio is PyTorch's median over numconv's.
 
 from __future__ import annotations
 
+import importlib
 import math
 import statistics
 import sys
@@ -50,6 +51,21 @@ def torch_op(torch, case: ConvCase, op: str, x, w, b, gy):
         tgy, tx, tw, [case.out_channels], stride, padding, dilation,
         False, [0] * nd, case.groups, mask,
     )  # fmt: skip
+
+
+def optional_torch(threads: int):
+    """PyTorch with ``threads`` threads if it is installed, else None.
+
+    The only place numconv loads PyTorch: the benchmark command compares
+    against it when present. Library code (functional, layers, kernels) never
+    does; importlib keeps that boundary visible to the repository's checks.
+    """
+    try:
+        torch = importlib.import_module("torch")
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    return torch
 
 
 def _time(fn) -> float:

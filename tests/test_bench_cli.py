@@ -1,0 +1,60 @@
+"""``python -m numconv bench`` runs and reports; it asserts no timing, only structure."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import numconv
+from numconv._params import plan_conv
+from numconv.bench.suite import PERFORMANCE_SUITE
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(numconv.__file__)))
+
+
+def run_bench(tmp_path, *args, block_torch=False):
+    path = [ROOT]
+    if block_torch:
+        (tmp_path / "torch.py").write_text("raise ImportError('blocked for this test')\n")
+        path.insert(0, str(tmp_path))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+    return subprocess.run(
+        [sys.executable, "-m", "numconv", "bench", "--quick", *args],
+        capture_output=True, text=True, env=env, check=True, timeout=600,
+    )  # fmt: skip
+
+
+def test_bench_quick_with_torch_writes_ratios(tmp_path):
+    pytest.importorskip("torch")
+    out = tmp_path / "bench.json"
+    result = run_bench(tmp_path, "--ops", "fwd,dw", "--json", str(out))
+    report = json.loads(out.read_text())
+    assert {r["op"] for r in report["rows"]} == {"fwd", "dw"}
+    assert all(r["ratio"] > 0 and r["numconv_ms"] > 0 for r in report["rows"])
+    assert "| **geomean** | fwd |" in result.stdout
+    assert "res3x3_small" in result.stderr  # progress
+
+
+def test_bench_without_torch_reports_numconv_alone(tmp_path):
+    result = run_bench(tmp_path, "--ops", "dx", block_torch=True)
+    assert "numconv's figures only" in result.stderr
+    assert "geomean" not in result.stdout and "| dx |" in result.stdout
+
+
+def test_bench_rejects_unknown_ops(tmp_path):
+    with pytest.raises(subprocess.CalledProcessError):
+        run_bench(tmp_path, "--ops", "fwd,bogus")
+
+
+def test_suite_flops_match_the_library_plan():
+    """The suite's output sizes and FLOP counts agree with the library's plan."""
+    for case in PERFORMANCE_SUITE:
+        x_shape = (case.batch, case.in_channels, *case.spatial)
+        w_shape = (case.out_channels, case.in_channels // case.groups) + (case.kernel,) * case.nd
+        plan = plan_conv(case.nd, x_shape, w_shape, **case.kwargs, padding_mode="zeros")
+        assert plan.output_shape[2:] == case.out_spatial
+        assert plan.flops == case.flops
