@@ -76,10 +76,10 @@ def ntuple(value, n: int, name: str, minimum: int) -> tuple[int, ...]:
         items = (value,) * n
     elif isinstance(value, tuple | list | np.ndarray):
         items = tuple(value)
-        if len(items) != n or not all(_is_int(v) for v in items):
-            raise (ValueError if all(_is_int(v) for v in items) else TypeError)(
-                f"{name} must be {what}; got {value!r}"
-            )
+        if not all(map(_is_int, items)):
+            raise TypeError(f"{name} must be {what}; got {value!r}")
+        if len(items) != n:
+            raise ValueError(f"{name} must be {what}; got {value!r}")
     else:
         raise TypeError(f"{name} must be {what}; got {value!r}")
     if any(v < minimum for v in items):
