@@ -24,6 +24,22 @@ from ._params import (
     result_dtypes,
 )
 
+# Pooling lives in its own module; it is part of this public namespace.
+from ._pooling import (
+    max_pool1d,
+    max_pool1d_backward,
+    max_pool2d,
+    max_pool2d_backward,
+    max_pool3d,
+    max_pool3d_backward,
+    min_pool1d,
+    min_pool1d_backward,
+    min_pool2d,
+    min_pool2d_backward,
+    min_pool3d,
+    min_pool3d_backward,
+)
+
 __all__ = [
     "conv1d",
     "conv1d_input_grad",
@@ -35,6 +51,18 @@ __all__ = [
     "conv3d_input_grad",
     "conv3d_weight_grad",
     "conv_bias_grad",
+    "max_pool1d",
+    "max_pool1d_backward",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "max_pool3d",
+    "max_pool3d_backward",
+    "min_pool1d",
+    "min_pool1d_backward",
+    "min_pool2d",
+    "min_pool2d_backward",
+    "min_pool3d",
+    "min_pool3d_backward",
 ]
 
 
