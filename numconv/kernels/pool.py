@@ -43,7 +43,7 @@ def max_pool_forward(
                                 # equal maxima; a NaN always wins, so NaN propagates.
                                 # best_i < 0 seeds the first in-bounds element, so an
                                 # all −∞ window still points into the input.
-                                if best_i < 0 or v >= best or np.isnan(v):
+                                if best_i < 0 or v > best or np.isnan(v):
                                     best = v
                                     best_i = (i_d * h_n + i_h) * w_n + i_w
                     y[p, od, oh, ow] = best
