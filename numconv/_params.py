@@ -169,6 +169,19 @@ def _lift(values, fill):
     return (fill,) * (KERNEL_RANK - len(values)) + tuple(values)
 
 
+def split_input_shape(shape, nd: int) -> tuple[bool, int, int, list[int]]:
+    """``(batched, batch, channels, spatial)`` of a caller's ``(N, C, *s)`` or ``(C, *s)``."""
+    batched = len(shape) == nd + 2
+    channels, *spatial = shape[1:] if batched else shape
+    return batched, (shape[0] if batched else 1), channels, spatial
+
+
+def caller_shape(plan, channels: int, dims3) -> tuple[int, ...]:
+    """Undo the lifting: ``(N, channels, *dims)`` (or unbatched) in the caller's rank."""
+    shape = (channels, *dims3[KERNEL_RANK - plan.nd :])
+    return (plan.batch, *shape) if plan.batched else shape
+
+
 @dataclass(frozen=True)
 class ConvPlan:
     """A validated convolution problem, lifted to three spatial dims.
@@ -198,14 +211,12 @@ class ConvPlan:
     @property
     def input_shape(self) -> tuple[int, ...]:
         """The caller's input shape (unbatched if the call was)."""
-        shape = (self.in_channels, *self.spatial[KERNEL_RANK - self.nd :])
-        return (self.batch, *shape) if self.batched else shape
+        return caller_shape(self, self.in_channels, self.spatial)
 
     @property
     def output_shape(self) -> tuple[int, ...]:
         """The caller's output shape (unbatched if the call was)."""
-        shape = (self.out_channels, *self.out[KERNEL_RANK - self.nd :])
-        return (self.batch, *shape) if self.batched else shape
+        return caller_shape(self, self.out_channels, self.out)
 
     @property
     def weight_shape(self) -> tuple[int, ...]:
@@ -243,9 +254,7 @@ def plan_conv(
             f"{weight_name} must have shape (C_out, C_in/groups, {_dims(nd, 'k')});"
             f" got shape {tuple(weight_shape)}"
         )
-    batched = len(input_shape) == nd + 2
-    batch = input_shape[0] if batched else 1
-    in_channels, *spatial = input_shape[1:] if batched else input_shape
+    batched, batch, in_channels, spatial = split_input_shape(input_shape, nd)
     out_channels, group_in, *kernel = weight_shape
     groups = check_int(groups, "groups", minimum=1)
     stride = ntuple(stride, nd, "stride", minimum=1)
@@ -345,13 +354,11 @@ class PoolPlan:
 
     @property
     def output_shape(self) -> tuple[int, ...]:
-        shape = (self.channels, *self.out[KERNEL_RANK - self.nd :])
-        return (self.batch, *shape) if self.batched else shape
+        return caller_shape(self, self.channels, self.out)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        shape = (self.channels, *self.spatial[KERNEL_RANK - self.nd :])
-        return (self.batch, *shape) if self.batched else shape
+        return caller_shape(self, self.channels, self.spatial)
 
 
 def plan_pool(
@@ -363,9 +370,7 @@ def plan_pool(
             f"{name} must have shape (N, C, {_dims(nd)}) or (C, {_dims(nd)}) for {nd}-d"
             f" pooling; got shape {tuple(input_shape)}"
         )
-    batched = len(input_shape) == nd + 2
-    batch = input_shape[0] if batched else 1
-    channels, *spatial = input_shape[1:] if batched else input_shape
+    batched, batch, channels, spatial = split_input_shape(input_shape, nd)
     kernel = ntuple(kernel_size, nd, "kernel_size", minimum=1)
     stride = kernel if stride is None else ntuple(stride, nd, "stride", minimum=1)
     padding = ntuple(padding, nd, "padding", minimum=0)

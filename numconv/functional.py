@@ -67,16 +67,12 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- core
-def _lift(a: np.ndarray, shape5: tuple[int, ...]) -> np.ndarray:
-    """View a caller's array with three spatial dims and a batch dim."""
-    return a.reshape(shape5)
-
-
 def _finish(a: np.ndarray, shape: tuple[int, ...], dtype) -> np.ndarray:
     """Back to the caller's rank, C-contiguous, in the result dtype."""
     return np.ascontiguousarray(a.reshape(shape), dtype=dtype)
 
 
+# The caller's arrays viewed with a batch dim and three spatial dims.
 def _input5(plan: ConvPlan) -> tuple[int, ...]:
     return (plan.batch, plan.in_channels, *plan.spatial)
 
@@ -111,7 +107,7 @@ def _conv(nd, x, weight, bias, stride, padding, dilation, groups, padding_mode):
     if plan.batch == 0:
         return np.zeros(plan.output_shape, dtype=result)
     algorithm = _dispatch.select("forward", plan, compute)
-    x5, w5 = _lift(x, _input5(plan)), _lift(weight, _weight5(plan))
+    x5, w5 = x.reshape(_input5(plan)), weight.reshape(_weight5(plan))
     y5 = algorithm.forward(plan, x5, w5, bias, compute)
     return _finish(y5, plan.output_shape, result)
 
@@ -130,7 +126,7 @@ def _conv_input_grad(nd, input_shape, weight, grad_output, stride, padding, dila
         return np.zeros(input_shape, dtype=result)
     algorithm = _dispatch.select("input_grad", plan, compute)
     gx5 = algorithm.input_grad(
-        plan, _lift(weight, _weight5(plan)), _lift(grad_output, _output5(plan)), compute
+        plan, weight.reshape(_weight5(plan)), grad_output.reshape(_output5(plan)), compute
     )
     return _finish(gx5, input_shape, result)
 
@@ -149,7 +145,7 @@ def _conv_weight_grad(nd, x, weight_shape, grad_output, stride, padding, dilatio
         return np.zeros(weight_shape, dtype=result)
     algorithm = _dispatch.select("weight_grad", plan, compute)
     gw5 = algorithm.weight_grad(
-        plan, _lift(x, _input5(plan)), _lift(grad_output, _output5(plan)), compute
+        plan, x.reshape(_input5(plan)), grad_output.reshape(_output5(plan)), compute
     )
     return _finish(gw5, weight_shape, result)
 
