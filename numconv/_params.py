@@ -69,6 +69,13 @@ def check_int(value, name: str, minimum: int | None = None) -> int:
     return value
 
 
+def check_bool(value, name: str) -> bool:
+    """Return ``value`` as a Python bool, or raise ``TypeError`` naming ``name``."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be True or False; got {value!r}")
+    return bool(value)
+
+
 def ntuple(value, n: int, name: str, minimum: int) -> tuple[int, ...]:
     """Broadcast an int, or check a sequence of ``n`` ints; all must be ``>= minimum``."""
     what = f"an int >= {minimum} or a tuple of {n} such ints"
@@ -164,7 +171,7 @@ def check_shape_arg(shape, name: str, ndims: tuple[int, ...]) -> tuple[int, ...]
     return tuple(int(v) for v in shape)
 
 
-def _lift(values, fill):
+def lift(values, fill):
     """Prefix per-dim values so that they cover ``KERNEL_RANK`` spatial dims."""
     return (fill,) * (KERNEL_RANK - len(values)) + tuple(values)
 
@@ -246,12 +253,12 @@ def plan_conv(
     """Validate a convolution's arguments and compute its sizes."""
     if len(input_shape) not in (nd + 1, nd + 2):
         raise ValueError(
-            f"{input_name} must have shape (N, C, {_dims(nd)}) or (C, {_dims(nd)}) for a"
+            f"{input_name} must have shape (N, C, {dim_names(nd)}) or (C, {dim_names(nd)}) for a"
             f" {nd}-d convolution; got shape {tuple(input_shape)}"
         )
     if len(weight_shape) != nd + 2:
         raise ValueError(
-            f"{weight_name} must have shape (C_out, C_in/groups, {_dims(nd, 'k')});"
+            f"{weight_name} must have shape (C_out, C_in/groups, {dim_names(nd, 'k')});"
             f" got shape {tuple(weight_shape)}"
         )
     batched, batch, in_channels, spatial = split_input_shape(input_shape, nd)
@@ -293,12 +300,12 @@ def plan_conv(
         in_channels=in_channels,
         out_channels=out_channels,
         groups=groups,
-        spatial=_lift(spatial, 1),
-        kernel=_lift(kernel, 1),
-        stride=_lift(stride, 1),
-        dilation=_lift(dilation, 1),
-        pads=_lift(pads, (0, 0)),
-        out=_lift(out, 1),
+        spatial=lift(spatial, 1),
+        kernel=lift(kernel, 1),
+        stride=lift(stride, 1),
+        dilation=lift(dilation, 1),
+        pads=lift(pads, (0, 0)),
+        out=lift(out, 1),
         padding_mode=padding_mode,
     )
 
@@ -317,90 +324,6 @@ def _check_pads_for_mode(pads, spatial, mode: str) -> None:
             )
 
 
-def _dims(nd: int, prefix: str = "") -> str:
+def dim_names(nd: int, prefix: str = "") -> str:
     names = ("D", "H", "W")[KERNEL_RANK - nd :]
     return ", ".join(prefix + n for n in names) if prefix else ", ".join(names)
-
-
-# --------------------------------------------------------------------------- pooling
-def pool_output_size(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
-    """``⌊(n + 2p − e + (ceil ? s − 1 : 0)) / s⌋ + 1``; with ceil_mode the last window
-    must start inside the input or the left padding."""
-    extent = d * (k - 1) + 1
-    out = (n + 2 * p - extent + (s - 1 if ceil_mode else 0)) // s + 1
-    if ceil_mode and (out - 1) * s >= n + p:
-        out -= 1
-    return out
-
-
-@dataclass(frozen=True)
-class PoolPlan:
-    """A validated pooling problem on ``(N·C)`` planes, lifted to three spatial dims."""
-
-    nd: int
-    batched: bool
-    batch: int
-    channels: int
-    spatial: tuple[int, int, int]
-    kernel: tuple[int, int, int]
-    stride: tuple[int, int, int]
-    padding: tuple[int, int, int]
-    dilation: tuple[int, int, int]
-    out: tuple[int, int, int]
-
-    @property
-    def planes(self) -> int:
-        return self.batch * self.channels
-
-    @property
-    def output_shape(self) -> tuple[int, ...]:
-        return caller_shape(self, self.channels, self.out)
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return caller_shape(self, self.channels, self.spatial)
-
-
-def plan_pool(
-    nd: int, input_shape, kernel_size, stride, padding, dilation, ceil_mode, *, name: str = "x"
-) -> PoolPlan:
-    """Validate a pooling call's arguments and compute its output size."""
-    if len(input_shape) not in (nd + 1, nd + 2):
-        raise ValueError(
-            f"{name} must have shape (N, C, {_dims(nd)}) or (C, {_dims(nd)}) for {nd}-d"
-            f" pooling; got shape {tuple(input_shape)}"
-        )
-    batched, batch, channels, spatial = split_input_shape(input_shape, nd)
-    kernel = ntuple(kernel_size, nd, "kernel_size", minimum=1)
-    stride = kernel if stride is None else ntuple(stride, nd, "stride", minimum=1)
-    padding = ntuple(padding, nd, "padding", minimum=0)
-    dilation = ntuple(dilation, nd, "dilation", minimum=1)
-    if not isinstance(ceil_mode, bool | np.bool_):
-        raise TypeError(f"ceil_mode must be True or False; got {ceil_mode!r}")
-    if any(p > k // 2 for p, k in zip(padding, kernel, strict=True)):
-        raise ValueError(
-            f"padding must be at most half the kernel size (p <= k // 2);"
-            f" got padding {padding} for kernel_size {kernel}"
-        )
-    if channels < 1 or min(spatial) < 1:
-        raise ValueError(f"{name} must have no zero-size channel or spatial dim; got {input_shape}")
-    out = tuple(map(pool_output_size, spatial, kernel, stride, padding, dilation,
-                    (bool(ceil_mode),) * nd))  # fmt: skip
-    if min(out) < 1:
-        raise ValueError(
-            f"pooling window larger than padded input: {name} spatial size {tuple(spatial)},"
-            f" kernel_size {kernel}, padding {padding}, dilation {dilation} give output"
-            f" size {out}"
-        )
-    return PoolPlan(
-        nd=nd,
-        batched=batched,
-        batch=batch,
-        channels=channels,
-        spatial=_lift(spatial, 1),
-        kernel=_lift(kernel, 1),
-        stride=_lift(stride, 1),
-        padding=_lift(padding, 0),
-        dilation=_lift(dilation, 1),
-        out=_lift(out, 1),
-    )

@@ -1,4 +1,4 @@
-"""Convolution as functions: forward, input gradient, weight gradient, bias gradient.
+"""Convolution and pooling as functions, each with its gradients.
 
 Every function validates its arguments once (raising ``ValueError`` or
 ``TypeError`` that names the argument), builds a plan, asks the dispatcher for
@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _dispatch
+# Pooling lives in its own package; its functions are part of this namespace.
+from . import _dispatch, _pool
 from ._params import (
     ConvPlan,
     as_float_array,
@@ -23,22 +24,7 @@ from ._params import (
     plan_conv,
     result_dtypes,
 )
-
-# Pooling lives in its own module; it is part of this public namespace.
-from ._pooling import (
-    max_pool1d,
-    max_pool1d_backward,
-    max_pool2d,
-    max_pool2d_backward,
-    max_pool3d,
-    max_pool3d_backward,
-    min_pool1d,
-    min_pool1d_backward,
-    min_pool2d,
-    min_pool2d_backward,
-    min_pool3d,
-    min_pool3d_backward,
-)
+from ._pool import *  # noqa: F403
 
 __all__ = [
     "conv1d",
@@ -51,18 +37,7 @@ __all__ = [
     "conv3d_input_grad",
     "conv3d_weight_grad",
     "conv_bias_grad",
-    "max_pool1d",
-    "max_pool1d_backward",
-    "max_pool2d",
-    "max_pool2d_backward",
-    "max_pool3d",
-    "max_pool3d_backward",
-    "min_pool1d",
-    "min_pool1d_backward",
-    "min_pool2d",
-    "min_pool2d_backward",
-    "min_pool3d",
-    "min_pool3d_backward",
+    *_pool.__all__,
 ]
 
 

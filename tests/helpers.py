@@ -45,3 +45,34 @@ def torch_conv_grads(torch, x, w, b, gy_seed, stride, padding, dilation, groups,
     ty.backward(torch.tensor(gy))
     gb = None if b is None else tb.grad.numpy()
     return ty.detach().numpy(), tx.grad.numpy(), tw.grad.numpy(), gb, gy
+
+
+# torch.manual_seed(42); torch.randint(0, 10, (6, 6)): the seeds' pooling example.
+SEED_6X6 = np.array(
+    [
+        [2, 7, 6, 4, 6, 5],
+        [0, 4, 0, 3, 8, 4],
+        [0, 4, 1, 2, 5, 5],
+        [7, 6, 9, 6, 3, 1],
+        [9, 3, 1, 9, 7, 9],
+        [2, 0, 5, 9, 3, 4],
+    ],
+    dtype=np.float64,
+)
+
+
+def torch_with_grad(torch, function, x, *args, gy_seed=1, **kwargs):
+    """Run ``function(tensor(x), *args, **kwargs)`` in float64 autograd.
+
+    Returns the output (the first one if the function returns a tuple), every
+    output as NumPy, the random ``grad_output`` used and the input gradient.
+    """
+    tx = torch.tensor(np.asarray(x, dtype=np.float64), requires_grad=True)
+    outputs = function(tx, *args, **kwargs)
+    y = outputs[0] if isinstance(outputs, tuple) else outputs
+    gy = np.random.default_rng(gy_seed).standard_normal(tuple(y.shape))
+    y.backward(torch.tensor(gy))
+    as_numpy = tuple(o.detach().numpy() for o in outputs) if isinstance(outputs, tuple) else (
+        y.detach().numpy(),
+    )  # fmt: skip
+    return as_numpy, gy, tx.grad.numpy()

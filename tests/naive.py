@@ -65,3 +65,50 @@ def conv(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="
     if b is not None:
         y += np.asarray(b, dtype=np.float64).reshape(1, -1, *([1] * nd))
     return y
+
+
+def _pool_windows(n, k, s, p, ceil_mode):
+    """(start, stop) of each window in padded coordinates, by SEMANTICS.md's size rule."""
+    out = (n + 2 * p - k + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= n + p:
+        out -= 1
+    return [(o * s - p, o * s - p + k) for o in range(out)]
+
+
+def avg_pool(x, kernel, stride, padding, ceil_mode=False, count_include_pad=True, divisor=None):
+    """Average pooling of batched ``x`` by its written rules, one window at a time."""
+    spatial = x.shape[2:]
+    per_dim = [
+        _pool_windows(n, k, s, p, ceil_mode)
+        for n, k, s, p in zip(spatial, kernel, stride, padding, strict=True)
+    ]
+    y = np.zeros(x.shape[:2] + tuple(len(w) for w in per_dim))
+    for out_index in itertools.product(*(range(len(w)) for w in per_dim)):
+        windows = [w[o] for w, o in zip(per_dim, out_index, strict=True)]
+        inside = tuple(
+            slice(max(a, 0), min(b, n)) for (a, b), n in zip(windows, spatial, strict=True)
+        )
+        total = x[(..., *inside)].sum(axis=tuple(range(2, x.ndim)))
+        if divisor is not None:
+            div = divisor
+        elif count_include_pad:  # the overhang past the right padding does not count
+            div = np.prod([min(b, n + p) - a for (a, b), n, p in zip(windows, spatial, padding)])
+        else:
+            div = np.prod([s.stop - s.start for s in inside])
+        y[(..., *out_index)] = total / div
+    return y
+
+
+def adaptive_bins(n, out):
+    """Bin i covers [floor(i·n/out), ceil((i+1)·n/out))."""
+    return [(i * n // out, -(-(i + 1) * n // out)) for i in range(out)]
+
+
+def adaptive_pool(x, output_size, reduce):
+    """Adaptive pooling of batched ``x`` with ``reduce`` (e.g. np.mean) over each bin."""
+    bins = [adaptive_bins(n, o) for n, o in zip(x.shape[2:], output_size, strict=True)]
+    y = np.zeros(x.shape[:2] + tuple(output_size))
+    for out_index in itertools.product(*(range(o) for o in output_size)):
+        box = tuple(slice(*b[o]) for b, o in zip(bins, out_index, strict=True))
+        y[(..., *out_index)] = reduce(x[(..., *box)], axis=tuple(range(2, x.ndim)))
+    return y

@@ -4,22 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import SEED_6X6
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import numconv.functional as F
-
-SEED_6X6 = np.array(
-    [
-        [2, 7, 6, 4, 6, 5],
-        [0, 4, 0, 3, 8, 4],
-        [0, 4, 1, 2, 5, 5],
-        [7, 6, 9, 6, 3, 1],
-        [9, 3, 1, 9, 7, 9],
-        [2, 0, 5, 9, 3, 4],
-    ],
-    dtype=np.float64,
-)  # fmt: skip  (torch.manual_seed(42); torch.randint(0, 10, (6, 6)))
 
 
 @pytest.mark.parametrize(

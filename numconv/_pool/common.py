@@ -1,0 +1,68 @@
+"""Helpers every pooling module shares: plane views, gradient checks, docstring pieces."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .plan import PlaneMap
+
+# Docstring shape notation per rank: (input dims, output dims).
+SHAPES = {1: ("L", "L_out"), 2: ("H, W", "H_out, W_out"), 3: ("D, H, W", "D_out, H_out, W_out")}
+
+
+def as_planes(a: np.ndarray, planes: int, spatial, dtype) -> np.ndarray:
+    """``a`` as a writable C-contiguous ``(planes, D, H, W)`` array of ``dtype``.
+
+    Read-only caller arrays are copied: a read-only view would compile a second
+    kernel signature, and kernels never write their inputs anyway.
+    """
+    view = a.reshape(planes, *spatial)
+    if view.dtype == dtype and view.flags.c_contiguous and view.flags.writeable:
+        return view
+    return np.array(view, dtype=dtype, order="C")
+
+
+def as_rows(a: np.ndarray, planes: int, dtype) -> np.ndarray:
+    """``a`` as a writable C-contiguous ``(planes, elements)`` array of ``dtype``."""
+    return as_planes(a, planes, (a.size // max(planes, 1),), dtype)
+
+
+def check_grad_output(grad_output: np.ndarray, plan: PlaneMap) -> None:
+    if grad_output.shape != plan.output_shape:
+        raise ValueError(
+            f"grad_output must have the forward output's shape {plan.output_shape};"
+            f" got {grad_output.shape}"
+        )
+
+
+def check_indices(indices, shape, planes: int, plane_size: int, name: str = "indices"):
+    """Validate pooling indices and return them as C-contiguous int64 ``(planes, -1)``.
+
+    They must be flat positions within one ``(n, c)`` plane of ``plane_size``
+    elements, PyTorch's format; the kernels index with them unchecked.
+    """
+    indices = np.asarray(indices)
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer array; got dtype {indices.dtype}")
+    if indices.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}; got {indices.shape}")
+    if indices.size and (indices.min() < 0 or indices.max() >= plane_size):
+        raise ValueError(
+            f"{name} must lie in [0, {plane_size}) (flat positions in one {plane_size}-element"
+            f" plane); got values in [{indices.min()}, {indices.max()}]"
+        )
+    rows = indices.reshape(planes, indices.size // max(planes, 1))
+    return np.ascontiguousarray(rows, dtype=np.int64)
+
+
+def finish(planes_array: np.ndarray, shape, dtype) -> np.ndarray:
+    """Reshape a kernel result to the caller's shape and cast to the result dtype."""
+    return planes_array.reshape(shape).astype(dtype, copy=False)
+
+
+def public(function, name: str, doc: str):
+    """Name and document a generated public function as part of numconv.functional."""
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = doc
+    function.__module__ = "numconv.functional"
+    return function
