@@ -4,8 +4,8 @@ Functions live in :mod:`numconv.functional` (``import numconv.functional as F``)
 stateful layers with ``forward``/``backward`` are exported here.
 """
 
-from . import functional
-from .layers import Conv1d, Conv2d, Conv3d, Layer
+from . import functional, layers
+from .layers import *  # noqa: F403
 
 __version__ = "0.1.0"
-__all__ = ["Conv1d", "Conv2d", "Conv3d", "Layer", "__version__", "functional"]
+__all__ = [*layers.__all__, "__version__", "functional"]
