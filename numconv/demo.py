@@ -75,13 +75,52 @@ def learn_edge_kernel(epochs: int = 10, lr: float = 3e-2, seed: int = 0):
     return losses, conv.weight.reshape(1, 2).copy()
 
 
+# The seeds' pooling example: torch.manual_seed(42); torch.randint(0, 10, (6, 6)).
+POOL_IMAGE = np.array(
+    [
+        [2, 7, 6, 4, 6, 5],
+        [0, 4, 0, 3, 8, 4],
+        [0, 4, 1, 2, 5, 5],
+        [7, 6, 9, 6, 3, 1],
+        [9, 3, 1, 9, 7, 9],
+        [2, 0, 5, 9, 3, 4],
+    ],
+    dtype=np.float64,
+)
+
+
+def pooling_examples():
+    """(label, result) pairs: max, min and average pooling of ``POOL_IMAGE``."""
+    x = POOL_IMAGE[None, None]
+    settings = [
+        ("max, kernel 2, stride 2", F.max_pool2d, dict(kernel_size=2, stride=2)),
+        ("max, kernel 2, stride 2, padding 1", F.max_pool2d,
+         dict(kernel_size=2, stride=2, padding=1)),
+        ("max, kernel 2, stride 2, padding 1, dilation 2", F.max_pool2d,
+         dict(kernel_size=2, stride=2, padding=1, dilation=2)),
+        ("min, kernel 2, stride 2", F.min_pool2d, dict(kernel_size=2, stride=2)),
+        ("min, kernel 3, stride 2, padding 1, ceil_mode", F.min_pool2d,
+         dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+        ("average, kernel 2", F.avg_pool2d, dict(kernel_size=2)),
+        ("average, kernel 3, stride 2, padding 1, count_include_pad=False", F.avg_pool2d,
+         dict(kernel_size=3, stride=2, padding=1, count_include_pad=False)),
+    ]  # fmt: skip
+    return [(label, pool(x, **kwargs)[0, 0]) for label, pool, kwargs in settings]
+
+
+def unpool_round_trip():
+    """Max-pool ``POOL_IMAGE`` 2×2 and put the maxima back where they came from."""
+    y, indices = F.max_pool2d(POOL_IMAGE[None, None], 2, return_indices=True)
+    return F.max_unpool2d(y, indices, 2)[0, 0]
+
+
 def _matrix(a: np.ndarray) -> str:
-    return "\n".join("    " + " ".join(f"{v:5.1f}" for v in row) for row in a)
+    return "\n".join("    " + " ".join(f"{v:6.4g}" for v in row) for row in a)
 
 
 def run(write=print) -> None:
     """Print the walk-through."""
-    write("numconv demo: convolution with numconv's own kernels\n")
+    write("numconv demo: convolution and pooling with numconv's own kernels\n")
 
     x, y = detect_edges()
     write("1. Edge detection: a 6x8 image (1 = white, 0 = black) ...")
@@ -107,3 +146,11 @@ def run(write=print) -> None:
     for epoch in range(1, len(losses), 2):
         write(f"   epoch {epoch + 1:2d}: loss {losses[epoch]:.4f}")
     write(f"   learned kernel: [{kernel[0, 0]:.4f}, {kernel[0, 1]:.4f}]  (target [1, -1])")
+
+    write("\n5. Pooling a 6x6 image (padding counts as -inf for max, +inf for min):")
+    write(_matrix(POOL_IMAGE))
+    for label, result in pooling_examples():
+        write(f"   {label}:")
+        write(_matrix(result))
+    write("   max_unpool2d puts the 2x2 maxima back where they came from:")
+    write(_matrix(unpool_round_trip()))

@@ -29,6 +29,24 @@ def test_sections_compute_what_they_claim():
     assert shapes[repr(dict(stride=1, padding=0, dilation=2))] == (4, 4)
 
 
+def test_pooling_section_shows_the_seeds_results():
+    results = dict(demo.pooling_examples())
+    expected = {
+        "max, kernel 2, stride 2": [[7, 6, 8], [7, 9, 5], [9, 9, 9]],
+        "max, kernel 2, stride 2, padding 1": [[2, 7, 6, 5], [0, 4, 8, 5], [9, 9, 9, 9],
+                                               [2, 5, 9, 4]],
+        "max, kernel 2, stride 2, padding 1, dilation 2": [[4, 4, 4], [6, 6, 6], [6, 9, 9]],
+        "min, kernel 2, stride 2": [[0, 0, 4], [0, 1, 1], [0, 1, 3]],
+        "average, kernel 2": [[3.25, 3.25, 5.75], [4.25, 4.5, 3.5], [3.5, 6, 5.75]],
+    }  # fmt: skip
+    for label, values in expected.items():
+        np.testing.assert_array_equal(results[label], values)
+    restored = demo.unpool_round_trip()
+    kept = restored != 0
+    assert kept.sum() == 9
+    np.testing.assert_array_equal(restored[kept], demo.POOL_IMAGE[kept])
+
+
 def test_cli_demo_runs_without_torch(tmp_path):
     """Run ``python -m numconv demo`` with torch made unimportable."""
     (tmp_path / "torch.py").write_text("raise ImportError('torch is blocked for this test')\n")
@@ -39,6 +57,7 @@ def test_cli_demo_runs_without_torch(tmp_path):
         capture_output=True, text=True, env=env, check=True, timeout=300,
     ).stdout  # fmt: skip
     assert "learned kernel" in out and "epoch 10" in out
+    assert "average, kernel 2:" in out and "3.25" in out
 
 
 def test_readme_example_runs():
