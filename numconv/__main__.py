@@ -42,9 +42,9 @@ def main(argv=None) -> int:
     bench = commands.add_parser("bench", help="time numconv against PyTorch, side by side")
     bench.add_argument(
         "--suite",
-        choices=["performance", "quick"],
+        choices=["performance", "quick", "pooling", "quick-pooling"],
         default=None,
-        help="shape suite (default: performance; quick with --quick)",
+        help="shape suite (default: performance; quick with --quick); pooling runs fwd and dx",
     )
     bench.add_argument("--ops", default="fwd,dx,dw", help="comma-separated: fwd,dx,dw")
     bench.add_argument("--quick", action="store_true", help="small shapes, 3 repetitions")

@@ -10,8 +10,9 @@ import sys
 import pytest
 
 import numconv
+import numconv.functional as F
 from numconv._params import plan_conv
-from numconv.bench.suite import PERFORMANCE_SUITE
+from numconv.bench.suite import PERFORMANCE_SUITE, POOLING_SUITE, QUICK_POOLING_SUITE
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(numconv.__file__)))
 
@@ -48,6 +49,24 @@ def test_bench_without_torch_reports_numconv_alone(tmp_path):
 def test_bench_rejects_unknown_ops(tmp_path):
     with pytest.raises(subprocess.CalledProcessError):
         run_bench(tmp_path, "--ops", "fwd,bogus")
+
+
+def test_pooling_suite_with_torch(tmp_path):
+    pytest.importorskip("torch")
+    out = tmp_path / "bench.json"
+    run_bench(tmp_path, "--suite", "quick-pooling", "--json", str(out))
+    rows = json.loads(out.read_text())["rows"]
+    assert {(r["case"], r["op"]) for r in rows} == {
+        (case.name, op) for case in QUICK_POOLING_SUITE for op in ("fwd", "dx")
+    }  # no weight gradient for pooling
+    assert all(r["ratio"] > 0 and r["gflops"] is None for r in rows)
+
+
+def test_pooling_suite_output_sizes_match_the_library():
+    for case in POOLING_SUITE + QUICK_POOLING_SUITE:
+        x, gy = case.arrays()
+        y = getattr(F, f"{case.kind}_pool{case.nd}d")(x, **case.kwargs)
+        assert y.shape == gy.shape == (case.batch, case.channels, *case.out_spatial)
 
 
 def test_suite_flops_match_the_library_plan():

@@ -17,12 +17,68 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .. import functional as F
-from .suite import ConvCase
+from .suite import ConvCase, PoolCase
 
+# fwd: forward; dx: input gradient (a pooling's backward); dw: weight and bias
+# gradients (convolution only).
 OPS = ("fwd", "dx", "dw")
 
 
-def numconv_op(case: ConvCase, op: str, x, w, b, gy):
+def applies(case, op: str) -> bool:
+    """Whether ``op`` exists for ``case`` (pooling has no weight gradient)."""
+    return not (isinstance(case, PoolCase) and op == "dw")
+
+
+def numconv_op(case, op: str, *arrays):
+    """A zero-argument callable running ``op`` on ``case.arrays()``."""
+    if isinstance(case, PoolCase):
+        return _numconv_pool_op(case, op, *arrays)
+    return _numconv_conv_op(case, op, *arrays)
+
+
+def torch_op(torch, case, op: str, *arrays):
+    """The same op through PyTorch's ATen kernels directly (no autograd overhead)."""
+    if isinstance(case, PoolCase):
+        return _torch_pool_op(torch, case, op, *arrays)
+    return _torch_conv_op(torch, case, op, *arrays)
+
+
+def _numconv_pool_op(case: PoolCase, op: str, x, gy):
+    name = f"{case.kind}_pool{case.nd}d"
+    forward, backward = getattr(F, name), getattr(F, f"{name}_backward")
+    if op == "fwd":
+        return lambda: forward(x, **case.kwargs)
+    if case.kind == "max":  # backward from the forward's indices, as the layers do
+        _, indices = forward(x, **case.kwargs, return_indices=True)
+        return lambda: backward(gy, x, **case.kwargs, indices=indices)
+    return lambda: backward(gy, x, **case.kwargs)
+
+
+def _torch_pool_op(torch, case: PoolCase, op: str, x, gy):
+    tx, tgy = torch.from_numpy(x), torch.from_numpy(gy)
+    nd, aten, kw = case.nd, torch.ops.aten, case.kwargs
+    if case.kind == "adaptive_avg":
+        forward = getattr(torch.nn.functional, f"adaptive_avg_pool{nd}d")
+        if op == "fwd":
+            return lambda: forward(tx, kw["output_size"])
+        backward = getattr(aten, f"_adaptive_avg_pool{nd}d_backward")
+        return lambda: backward(tgy, tx)
+    k, s, p = ([kw[key]] * nd for key in ("kernel_size", "stride", "padding"))
+    if case.kind == "max":
+        forward = getattr(aten, f"max_pool{nd}d_with_indices")
+        if op == "fwd":
+            return lambda: forward(tx, k, s, p, [1] * nd, False)
+        _, indices = forward(tx, k, s, p, [1] * nd, False)
+        backward = getattr(aten, f"max_pool{nd}d_with_indices_backward")
+        return lambda: backward(tgy, tx, k, s, p, [1] * nd, False, indices)
+    if op == "fwd":
+        forward = getattr(aten, f"avg_pool{nd}d")
+        return lambda: forward(tx, k, s, p, False, True, None)
+    backward = getattr(aten, f"avg_pool{nd}d_backward")
+    return lambda: backward(tgy, tx, k, s, p, False, True, None)
+
+
+def _numconv_conv_op(case: ConvCase, op: str, x, w, b, gy):
     """A zero-argument callable running ``op`` (dw includes the bias gradient)."""
     nd, kw = case.nd, case.kwargs
     if op == "fwd":
@@ -37,8 +93,7 @@ def numconv_op(case: ConvCase, op: str, x, w, b, gy):
     raise ValueError(f"op must be one of {OPS}; got {op!r}")
 
 
-def torch_op(torch, case: ConvCase, op: str, x, w, b, gy):
-    """The same op through ATen's convolution kernels directly (no autograd overhead)."""
+def _torch_conv_op(torch, case: ConvCase, op: str, x, w, b, gy):
     tx, tw, tb, tgy = (torch.from_numpy(a) for a in (x, w, b, gy))
     nd = case.nd
     stride, padding, dilation = [case.stride] * nd, [case.padding] * nd, [case.dilation] * nd
@@ -88,7 +143,7 @@ class Row:
     op: str
     numconv_ms: float
     torch_ms: float | None
-    gflops: float
+    gflops: float | None  # None for memory-bound ops (pooling)
 
     @property
     def ratio(self) -> float | None:
@@ -100,7 +155,7 @@ def run(cases, ops=OPS, repeats: int = 5, torch=None, progress=None) -> list[Row
     rows = []
     for case in cases:
         arrays = case.arrays()
-        for op in ops:
+        for op in filter(lambda op: applies(case, op), ops):
             if progress:
                 progress(f"{case.name} {op}")
             ours = numconv_op(case, op, *arrays)
@@ -115,7 +170,8 @@ def run(cases, ops=OPS, repeats: int = 5, torch=None, progress=None) -> list[Row
                     t_theirs.append(_time(theirs))
             ms = statistics.median(t_ours) * 1e3
             torch_ms = statistics.median(t_theirs) * 1e3 if theirs else None
-            rows.append(Row(case.name, op, ms, torch_ms, case.flops / ms / 1e6))
+            gflops = None if case.flops is None else case.flops / ms / 1e6
+            rows.append(Row(case.name, op, ms, torch_ms, gflops))
     return rows
 
 
@@ -133,9 +189,11 @@ def format_table(rows: list[Row], ceiling: float) -> str:
     for r in rows:
         torch_ms = "—" if r.torch_ms is None else f"{r.torch_ms:.2f}"
         ratio = "—" if r.ratio is None else f"{r.ratio:.2f}"
+        rate, share = ("—", "—") if r.gflops is None else (
+            f"{r.gflops:.1f}", f"{100 * r.gflops / ceiling:.0f}%"
+        )  # fmt: skip
         lines.append(
-            f"| {r.case} | {r.op} | {r.numconv_ms:.2f} | {torch_ms} | {ratio} |"
-            f" {r.gflops:.1f} | {100 * r.gflops / ceiling:.0f}% |"
+            f"| {r.case} | {r.op} | {r.numconv_ms:.2f} | {torch_ms} | {ratio} | {rate} | {share} |"
         )
     for op in dict.fromkeys(r.op for r in rows):
         ratios = [r.ratio for r in rows if r.op == op and r.ratio is not None]

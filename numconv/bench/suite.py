@@ -1,4 +1,4 @@
-"""The named convolution shapes of PERFORMANCE.md, shared by the CLI and asv."""
+"""The named shapes of PERFORMANCE.md and the pooling issue, shared by the CLI and asv."""
 
 from __future__ import annotations
 
@@ -57,6 +57,49 @@ class ConvCase:
         return tuple(a.astype(dtype, copy=False) for a in (x, w, b, gy))
 
 
+@dataclass(frozen=True)
+class PoolCase:
+    """One pooling problem on ``(N, C, *spatial)``: ``kind`` is max, avg or adaptive_avg."""
+
+    name: str
+    kind: str
+    batch: int
+    channels: int
+    spatial: tuple[int, ...]
+    kernel: int = 1
+    stride: int | None = None
+    padding: int = 0
+    output_size: int = 1  # adaptive pooling only
+
+    @property
+    def nd(self) -> int:
+        return len(self.spatial)
+
+    @property
+    def kwargs(self) -> dict:
+        if self.kind == "adaptive_avg":
+            return dict(output_size=self.output_size)
+        stride = self.kernel if self.stride is None else self.stride
+        return dict(kernel_size=self.kernel, stride=stride, padding=self.padding)
+
+    @property
+    def out_spatial(self) -> tuple[int, ...]:
+        if self.kind == "adaptive_avg":
+            return (self.output_size,) * self.nd
+        stride = self.kernel if self.stride is None else self.stride
+        return tuple((n + 2 * self.padding - self.kernel) // stride + 1 for n in self.spatial)
+
+    flops = None  # memory-bound: GFLOP/s would mislead
+
+    def arrays(self, dtype=np.float32, seed: int = 0):
+        """Standard-normal ``x`` and an output gradient ``gy``."""
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((self.batch, self.channels, *self.spatial), dtype=np.float32)
+        gy = rng.standard_normal((self.batch, self.channels, *self.out_spatial),
+                                 dtype=np.float32)  # fmt: skip
+        return x.astype(dtype, copy=False), gy.astype(dtype, copy=False)
+
+
 # PERFORMANCE.md's table, in its order.
 PERFORMANCE_SUITE = (
     ConvCase("stem7x7_s2", 8, 3, (224, 224), 64, 7, stride=2, padding=3),
@@ -83,4 +126,23 @@ QUICK_SUITE = (
     ConvCase("video3d_small", 1, 8, (8, 16, 16), 8, 3, padding=1),
 )
 
-SUITES = {"performance": PERFORMANCE_SUITE, "quick": QUICK_SUITE}
+# The pooling issue's three cases (ResNet's stem max pooling, a 2x2 average
+# pooling, global average pooling before a classifier).
+POOLING_SUITE = (
+    PoolCase("maxpool3x3_s2", "max", 8, 64, (112, 112), 3, stride=2, padding=1),
+    PoolCase("avgpool2x2_28", "avg", 8, 256, (28, 28), 2),
+    PoolCase("global_avg_7", "adaptive_avg", 8, 512, (7, 7)),
+)
+
+QUICK_POOLING_SUITE = (
+    PoolCase("maxpool3x3_small", "max", 2, 16, (56, 56), 3, stride=2, padding=1),
+    PoolCase("avgpool2x2_small", "avg", 2, 64, (28, 28), 2),
+    PoolCase("global_avg_small", "adaptive_avg", 2, 128, (7, 7)),
+)
+
+SUITES = {
+    "performance": PERFORMANCE_SUITE,
+    "quick": QUICK_SUITE,
+    "pooling": POOLING_SUITE,
+    "quick-pooling": QUICK_POOLING_SUITE,
+}
