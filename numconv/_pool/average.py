@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._params import as_float_array, check_bool, check_int, result_dtypes
-from ..kernels.pool import window_mean, window_mean_backward
-from .common import SHAPES, as_planes, check_grad_output, finish, public
+from ..kernels.pool import plane_mean, plane_mean_backward, window_mean, window_mean_backward
+from .common import SHAPES, as_planes, as_rows, check_grad_output, finish, public
 from .plan import PlaneMap, plan_adaptive, plan_pool
 from .windows import Windows, adaptive_windows, average_divisor, counts, regular_windows
 
@@ -14,17 +14,16 @@ from .windows import Windows, adaptive_windows, average_divisor, counts, regular
 def window_means(plan: PlaneMap, windows: Windows, x: np.ndarray, divisor, dtype):
     """Each window's sum divided by its divisor, as ``(planes, *out)``."""
     y = np.empty((plan.planes, *plan.out), dtype=dtype)
-    lo_hi = [a for pair in windows.bounds(plan.spatial) for a in pair]
-    window_mean(as_planes(x, plan.planes, plan.spatial, dtype), y, *lo_hi, divisor)
+    x_planes = as_planes(x, plan.planes, plan.spatial, dtype)
+    window_mean(x_planes, y, *windows.bounds_args, divisor, *windows.inner_w)
     return y
 
 
 def window_means_backward(plan: PlaneMap, windows: Windows, grad_output, divisor, dtype):
     """Adjoint of :func:`window_means`, as ``(planes, *spatial)``."""
     grad_input = np.zeros((plan.planes, *plan.spatial), dtype=dtype)
-    lo_hi = [a for pair in windows.bounds(plan.spatial) for a in pair]
     gy = as_planes(grad_output, plan.planes, plan.out, dtype)
-    window_mean_backward(gy, grad_input, *lo_hi, divisor)
+    window_mean_backward(gy, grad_input, *windows.bounds_args, divisor, *windows.inner_w)
     return grad_input
 
 
@@ -43,7 +42,9 @@ def _average_plan(nd, x, kernel_size, stride, padding, ceil_mode, count_include_
     count_include_pad = check_bool(count_include_pad, "count_include_pad")
     divisor_override = _check_divisor_override(divisor_override)
     windows = regular_windows(plan)
-    divisor = average_divisor(plan, windows, count_include_pad, divisor_override, dtype)
+    divisor = average_divisor(
+        windows, plan.kernel, plan.padding, count_include_pad, divisor_override, dtype
+    )
     return plan, windows, divisor
 
 
@@ -156,13 +157,27 @@ def _make(nd: int):
     )
 
 
+def _global_mean(plan: PlaneMap, x, dtype):
+    y = np.empty(plan.planes, dtype=dtype)
+    plane_mean(as_rows(x, plan.planes, dtype), y)
+    return y
+
+
+def _global_mean_backward(plan: PlaneMap, grad_output, dtype):
+    grad_input = np.empty((plan.planes, int(np.prod(plan.spatial))), dtype=dtype)
+    plane_mean_backward(as_rows(grad_output, plan.planes, dtype)[:, 0], grad_input)
+    return grad_input
+
+
 def _make_adaptive(nd: int):
     def pool(x, output_size):
         x = as_float_array(x, "x")
         compute, result = result_dtypes(x)
         plan = plan_adaptive(nd, x.shape, output_size)
+        if plan.out == (1, 1, 1):  # global average pooling: one mean per plane
+            return finish(_global_mean(plan, x, compute), plan.output_shape, result)
         windows = adaptive_windows(plan)
-        divisor = counts(windows, plan.spatial, compute)
+        divisor = counts(windows, compute)
         return finish(window_means(plan, windows, x, divisor, compute), plan.output_shape, result)
 
     def backward(grad_output, x, output_size):
@@ -171,8 +186,11 @@ def _make_adaptive(nd: int):
         compute, result = result_dtypes(x, grad_output)
         plan = plan_adaptive(nd, x.shape, output_size)
         check_grad_output(grad_output, plan)
+        if plan.out == (1, 1, 1):
+            grad_input = _global_mean_backward(plan, grad_output, compute)
+            return finish(grad_input, plan.input_shape, result)
         windows = adaptive_windows(plan)
-        divisor = counts(windows, plan.spatial, compute)
+        divisor = counts(windows, compute)
         grad_input = window_means_backward(plan, windows, grad_output, divisor, compute)
         return finish(grad_input, plan.input_shape, result)
 

@@ -36,7 +36,7 @@ def _setup(nd, x, norm_type, kernel_size, stride, ceil_mode, dtype):
     plan = plan_pool(nd, x.shape, kernel_size, stride, 0, 1, ceil_mode)
     windows = regular_windows(plan)
     # Dividing by count / K is PyTorch's "average, then multiply by K".
-    divisor = counts(windows, plan.spatial, dtype) / dtype.type(np.prod(plan.kernel))
+    divisor = counts(windows, dtype) / dtype.type(np.prod(plan.kernel))
     return p, plan, windows, divisor
 
 

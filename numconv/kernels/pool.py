@@ -16,14 +16,73 @@ from numba import njit, prange
 from .._config import KERNEL_OPTIONS
 
 
+@njit(**KERNEL_OPTIONS)
+def _max_at(x, p, od, oh, ow, start_d, start_h, start_w, taps_d, taps_h, taps_w,
+            step_d, step_h, step_w):  # fmt: skip  # pragma: no cover
+    """(max, flat index) of one window, checking every tap against the bounds."""
+    _, d_n, h_n, w_n = x.shape
+    best = -np.inf
+    best_i = -1
+    for a in range(taps_d[od]):
+        i_d = start_d[od] + a * step_d
+        if i_d < 0 or i_d >= d_n:
+            continue
+        for b in range(taps_h[oh]):
+            i_h = start_h[oh] + b * step_h
+            if i_h < 0 or i_h >= h_n:
+                continue
+            for c in range(taps_w[ow]):
+                i_w = start_w[ow] + c * step_w
+                if i_w < 0 or i_w >= w_n:
+                    continue
+                v = x[p, i_d, i_h, i_w]
+                # PyTorch's rule: strictly greater keeps the first of equal maxima;
+                # a NaN always wins, so NaN propagates. best_i < 0 seeds the first
+                # in-bounds element, so an all −∞ window still points into the input.
+                if best_i < 0 or v > best or np.isnan(v):
+                    best = v
+                    best_i = (i_d * h_n + i_h) * w_n + i_w
+    return best, best_i
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _max_update_strided(x_row, y_row, i_row, lo, hi, stride, offset, base):  # pragma: no cover
+    for ow in range(lo, hi):
+        i_w = ow * stride + offset
+        # Unsigned indices spare Numba's negative-index wraparound, which would
+        # otherwise keep LLVM from vectorising the loop (lo, hi, offset >= 0).
+        o = np.uint64(ow)
+        v = x_row[np.uint64(i_w)]
+        # The rule of _max_at, written without branches.
+        take = (v > y_row[o]) | (v != v)
+        y_row[o] = v if take else y_row[o]
+        i_row[o] = base + i_w if take else i_row[o]
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _max_update(x_row, y_row, i_row, lo, hi, stride, offset, base):  # pragma: no cover
+    """Fold one tap into a row segment of running maxima and their indices."""
+    # A compile-time stride lets LLVM use interleaved vector loads: strides 1 and
+    # 2 (nearly every pooling) get their own copy of the loop.
+    if stride == 1:
+        _max_update_strided(x_row, y_row, i_row, lo, hi, 1, offset, base)
+    elif stride == 2:
+        _max_update_strided(x_row, y_row, i_row, lo, hi, 2, offset, base)
+    else:
+        _max_update_strided(x_row, y_row, i_row, lo, hi, stride, offset, base)
+
+
 @njit(parallel=True, **KERNEL_OPTIONS)
-def window_max(
-    x, y, indices, start_d, start_h, start_w, taps_d, taps_h, taps_w, step_d, step_h, step_w
-):  # pragma: no cover
+def window_max(x, y, indices, start_d, start_h, start_w, taps_d, taps_h, taps_w, step_d,
+               step_h, step_w, inner_lo, inner_hi, stride_w):  # fmt: skip  # pragma: no cover
     """y = max over each window's in-bounds taps; indices = flat position in the plane.
 
     Taps of window ``o`` along a dim are ``start[o] + t * step`` for ``t < taps[o]``;
-    taps outside ``[0, n)`` are padding and act as −∞.
+    taps outside ``[0, n)`` are padding and act as −∞. Output columns
+    ``[inner_lo, inner_hi)`` must be windows of equal size lying inside the input
+    along W, ``stride_w`` apart (pass an empty range where no such segment
+    exists): those run tap by tap over the whole row segment, a loop without
+    bounds checks or branches that LLVM can vectorise.
     """
     planes, d_n, h_n, w_n = x.shape
     _, od_n, oh_n, ow_n = y.shape
@@ -31,53 +90,132 @@ def window_max(
         for od in range(od_n):
             for oh in range(oh_n):
                 for ow in range(ow_n):
-                    best = -np.inf
-                    best_i = -1
-                    for a in range(taps_d[od]):
-                        i_d = start_d[od] + a * step_d
-                        if i_d < 0 or i_d >= d_n:
-                            continue
-                        for b in range(taps_h[oh]):
-                            i_h = start_h[oh] + b * step_h
-                            if i_h < 0 or i_h >= h_n:
-                                continue
-                            for c in range(taps_w[ow]):
-                                i_w = start_w[ow] + c * step_w
-                                if i_w < 0 or i_w >= w_n:
-                                    continue
-                                v = x[p, i_d, i_h, i_w]
-                                # PyTorch's rule: strictly greater keeps the first of
-                                # equal maxima; a NaN always wins, so NaN propagates.
-                                # best_i < 0 seeds the first in-bounds element, so an
-                                # all −∞ window still points into the input.
-                                if best_i < 0 or v > best or np.isnan(v):
-                                    best = v
-                                    best_i = (i_d * h_n + i_h) * w_n + i_w
+                    if inner_lo <= ow < inner_hi:
+                        continue  # the inner segment, below
+                    best, best_i = _max_at(
+                        x,
+                        p,
+                        od,
+                        oh,
+                        ow,
+                        start_d,
+                        start_h,
+                        start_w,
+                        taps_d,
+                        taps_h,
+                        taps_w,
+                        step_d,
+                        step_h,
+                        step_w,
+                    )
                     y[p, od, oh, ow] = best
                     indices[p, od, oh, ow] = best_i
+                if inner_hi <= inner_lo:
+                    continue
+                y_row = y[p, od, oh]
+                i_row = indices[p, od, oh]
+                seeded = False
+                for a in range(taps_d[od]):
+                    i_d = start_d[od] + a * step_d
+                    if i_d < 0 or i_d >= d_n:
+                        continue
+                    for b in range(taps_h[oh]):
+                        i_h = start_h[oh] + b * step_h
+                        if i_h < 0 or i_h >= h_n:
+                            continue
+                        x_row = x[p, i_d, i_h]
+                        base = (i_d * h_n + i_h) * w_n
+                        for c in range(taps_w[inner_lo]):
+                            offset = start_w[inner_lo] - inner_lo * stride_w + c * step_w
+                            if seeded:
+                                _max_update(x_row, y_row, i_row, inner_lo, inner_hi, stride_w,
+                                            offset, base)  # fmt: skip
+                            else:
+                                for ow in range(inner_lo, inner_hi):
+                                    y_row[ow] = x_row[ow * stride_w + offset]
+                                    i_row[ow] = base + ow * stride_w + offset
+                                seeded = True
+                if not seeded:  # every tap in padding: as _max_at leaves it
+                    for ow in range(inner_lo, inner_hi):
+                        y_row[ow] = -np.inf
+                        i_row[ow] = -1
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _add_strided(x_row, y_row, lo, hi, stride, offset):  # pragma: no cover
+    for ow in range(lo, hi):
+        o = np.uint64(ow)  # unsigned: no wraparound code, so the loop vectorises
+        y_row[o] += x_row[np.uint64(ow * stride + offset)]
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _add_tap(x_row, y_row, lo, hi, stride, offset):  # pragma: no cover
+    """y_row[o] += x_row[o·stride + offset] for o in [lo, hi); strides 1 and 2 unrolled."""
+    if stride == 1:
+        _add_strided(x_row, y_row, lo, hi, 1, offset)
+    elif stride == 2:
+        _add_strided(x_row, y_row, lo, hi, 2, offset)
+    else:
+        _add_strided(x_row, y_row, lo, hi, stride, offset)
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _scatter_strided(g_row, gx_row, divisor_row, lo, hi, stride, offset):  # pragma: no cover
+    for ow in range(lo, hi):
+        o = np.uint64(ow)
+        gx_row[np.uint64(ow * stride + offset)] += g_row[o] / divisor_row[o]
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _scatter_tap(g_row, gx_row, divisor_row, lo, hi, stride, offset):  # pragma: no cover
+    """gx_row[o·stride + offset] += g_row[o] / divisor_row[o]; the adjoint of _add_tap."""
+    if stride == 1:
+        _scatter_strided(g_row, gx_row, divisor_row, lo, hi, 1, offset)
+    elif stride == 2:
+        _scatter_strided(g_row, gx_row, divisor_row, lo, hi, 2, offset)
+    else:
+        _scatter_strided(g_row, gx_row, divisor_row, lo, hi, stride, offset)
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
-def window_mean(x, y, lo_d, hi_d, lo_h, hi_h, lo_w, hi_w, divisor):  # pragma: no cover
-    """y[o] = sum of x over the window ``[lo, hi)`` per dim, divided by ``divisor[o]``."""
+def window_mean(x, y, lo_d, hi_d, lo_h, hi_h, lo_w, hi_w, divisor, inner_lo, inner_hi,
+                stride_w):  # fmt: skip  # pragma: no cover
+    """y[o] = sum of x over the window ``[lo, hi)`` per dim, divided by ``divisor[o]``.
+
+    Columns ``[inner_lo, inner_hi)`` are equal windows ``stride_w`` apart, run
+    tap by tap over the row segment (as in :func:`window_max`); the order of the
+    additions is the same in both paths.
+    """
     planes = x.shape[0]
     _, od_n, oh_n, ow_n = y.shape
     for p in prange(planes):
         for od in range(od_n):
             for oh in range(oh_n):
+                y_row = y[p, od, oh]
                 for ow in range(ow_n):
+                    if inner_lo <= ow < inner_hi:
+                        y_row[ow] = 0
+                        continue
                     total = x.dtype.type(0)
                     for i_d in range(lo_d[od], hi_d[od]):
                         for i_h in range(lo_h[oh], hi_h[oh]):
                             for i_w in range(lo_w[ow], hi_w[ow]):
                                 total += x[p, i_d, i_h, i_w]
-                    y[p, od, oh, ow] = total / divisor[od, oh, ow]
+                    y_row[ow] = total
+                if inner_hi > inner_lo:
+                    for i_d in range(lo_d[od], hi_d[od]):
+                        for i_h in range(lo_h[oh], hi_h[oh]):
+                            x_row = x[p, i_d, i_h]
+                            for c in range(hi_w[inner_lo] - lo_w[inner_lo]):
+                                offset = lo_w[inner_lo] - inner_lo * stride_w + c
+                                _add_tap(x_row, y_row, inner_lo, inner_hi, stride_w, offset)
+                for ow in range(ow_n):
+                    y_row[ow] /= divisor[od, oh, ow]
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
-def window_mean_backward(
-    grad_output, grad_input, lo_d, hi_d, lo_h, hi_h, lo_w, hi_w, divisor
-):  # pragma: no cover
+def window_mean_backward(grad_output, grad_input, lo_d, hi_d, lo_h, hi_h, lo_w, hi_w, divisor,
+                         inner_lo, inner_hi, stride_w):  # fmt: skip  # pragma: no cover
     """Adjoint of :func:`window_mean`: each window's gradient / divisor added over it."""
     planes = grad_input.shape[0]
     _, od_n, oh_n, ow_n = grad_output.shape
@@ -85,11 +223,24 @@ def window_mean_backward(
         for od in range(od_n):
             for oh in range(oh_n):
                 for ow in range(ow_n):
+                    if inner_lo <= ow < inner_hi:
+                        continue
                     share = grad_output[p, od, oh, ow] / divisor[od, oh, ow]
                     for i_d in range(lo_d[od], hi_d[od]):
                         for i_h in range(lo_h[oh], hi_h[oh]):
                             for i_w in range(lo_w[ow], hi_w[ow]):
                                 grad_input[p, i_d, i_h, i_w] += share
+                if inner_hi <= inner_lo:
+                    continue
+                g_row = grad_output[p, od, oh]
+                divisor_row = divisor[od, oh]
+                for i_d in range(lo_d[od], hi_d[od]):
+                    for i_h in range(lo_h[oh], hi_h[oh]):
+                        gx_row = grad_input[p, i_d, i_h]
+                        for c in range(hi_w[inner_lo] - lo_w[inner_lo]):
+                            offset = lo_w[inner_lo] - inner_lo * stride_w + c
+                            _scatter_tap(g_row, gx_row, divisor_row, inner_lo, inner_hi,
+                                         stride_w, offset)  # fmt: skip
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
@@ -119,3 +270,39 @@ def gather(values, indices, out):  # pragma: no cover
     for p in prange(planes):
         for j in range(count):
             out[p, j] = values[p, indices[p, j]]
+
+
+@njit(parallel=True, **KERNEL_OPTIONS)
+def plane_mean(x, y):  # pragma: no cover
+    """y[p] = mean of row x[p] (global average pooling on ``(planes, elements)``).
+
+    Eight running sums break the chain of dependent additions, which is what
+    limits a plain loop (LLVM may not reorder float additions by itself).
+    """
+    planes, n = x.shape
+    whole = n - n % 8
+    for p in prange(planes):
+        s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = x.dtype.type(0)
+        for i in range(0, whole, 8):
+            s0 += x[p, i]
+            s1 += x[p, i + 1]
+            s2 += x[p, i + 2]
+            s3 += x[p, i + 3]
+            s4 += x[p, i + 4]
+            s5 += x[p, i + 5]
+            s6 += x[p, i + 6]
+            s7 += x[p, i + 7]
+        total = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+        for i in range(whole, n):
+            total += x[p, i]
+        y[p] = total / n
+
+
+@njit(parallel=True, **KERNEL_OPTIONS)
+def plane_mean_backward(grad_output, grad_input):  # pragma: no cover
+    """grad_input[p, :] = grad_output[p] / n: the adjoint of :func:`plane_mean`."""
+    planes, n = grad_input.shape
+    for p in prange(planes):
+        share = grad_output[p] / n
+        for i in range(n):
+            grad_input[p, i] = share

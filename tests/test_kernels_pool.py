@@ -1,0 +1,68 @@
+"""The pooling kernels' two paths per row agree exactly.
+
+Kernels run the output columns whose windows lie inside the input along W
+(the "inner segment") tap by tap, and the rest window by window. Disabling
+the inner segment must not change a single bit of a forward result, NaN and
+ties included. The mean's backward adds overlapping windows' shares in another
+order on the two paths, so there they agree to rounding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from numconv._pool.plan import plan_pool
+from numconv._pool.windows import average_divisor, regular_windows
+from numconv.kernels.pool import window_max, window_mean, window_mean_backward
+
+CONFIGS = [
+    dict(kernel_size=3, stride=2, padding=1, dilation=1, ceil_mode=False),
+    dict(kernel_size=(2, 3), stride=(1, 3), padding=(1, 1), dilation=(1, 2), ceil_mode=True),
+    dict(kernel_size=2, stride=1, padding=0, dilation=1, ceil_mode=False),
+    dict(kernel_size=(3, 5), stride=(2, 4), padding=(1, 2), dilation=1, ceil_mode=True),
+]
+
+
+def _both(plan):
+    windows = regular_windows(plan)
+    assert windows.inner_w[1] > windows.inner_w[0], "the case must have an inner segment"
+    border_only = dataclasses.replace(windows, inner_w=(0, 0, windows.inner_w[2]))
+    return windows, border_only
+
+
+@pytest.mark.parametrize("kw", CONFIGS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_paths_agree(rng, kw, dtype):
+    x = rng.integers(0, 3, (3, 1, 9, 23)).astype(dtype)  # many ties
+    x[0, 0, 4, 7] = x[1, 0, 2, 11] = x[2, 0, 0, 0] = np.nan
+    plan = plan_pool(2, (3, 1, 9, 23), **kw)
+    results = []
+    for windows in _both(plan):
+        y = np.empty((3, *plan.out), dtype)
+        idx = np.empty((3, *plan.out), np.int64)
+        window_max(x, y, idx, *windows.kernel_args())
+        results.append((y, idx))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+@pytest.mark.parametrize("kw", [c for c in CONFIGS if c["dilation"] == 1])
+@pytest.mark.parametrize("include_pad", [True, False])
+def test_mean_paths_agree(rng, kw, include_pad):
+    x = rng.standard_normal((3, 1, 9, 23))
+    plan = plan_pool(2, (3, 1, 9, 23), **kw)
+    forward, backward = [], []
+    for windows in _both(plan):
+        divisor = average_divisor(windows, plan.kernel, plan.padding, include_pad, None,
+                                  np.dtype(np.float64))  # fmt: skip
+        y = np.empty((3, *plan.out))
+        window_mean(x, y, *windows.bounds_args, divisor, *windows.inner_w)
+        forward.append(y)
+        gx = np.zeros_like(x)
+        window_mean_backward(y, gx, *windows.bounds_args, divisor, *windows.inner_w)
+        backward.append(gx)
+    np.testing.assert_array_equal(forward[0], forward[1])
+    np.testing.assert_allclose(backward[0], backward[1], rtol=1e-14, atol=1e-16)
