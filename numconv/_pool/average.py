@@ -21,7 +21,7 @@ def window_means(plan: PlaneMap, windows: Windows, x: np.ndarray, divisor, dtype
 
 def window_means_backward(plan: PlaneMap, windows: Windows, grad_output, divisor, dtype):
     """Adjoint of :func:`window_means`, as ``(planes, *spatial)``."""
-    grad_input = np.zeros((plan.planes, *plan.spatial), dtype=dtype)
+    grad_input = np.empty((plan.planes, *plan.spatial), dtype=dtype)  # zeroed by the kernel
     gy = as_planes(grad_output, plan.planes, plan.out, dtype)
     window_mean_backward(gy, grad_input, *windows.bounds_args, divisor, *windows.inner_w)
     return grad_input

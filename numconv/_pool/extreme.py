@@ -46,7 +46,7 @@ def route_to_indices(plan: PlaneMap, grad_output: np.ndarray, indices, dtype, re
         flat_indices = indices.reshape(plan.planes, int(np.prod(plan.out)))
     else:
         flat_indices = check_indices(indices, plan.output_shape, plan.planes, plane_size)
-    grad_input = np.zeros((plan.planes, plane_size), dtype=dtype)
+    grad_input = np.empty((plan.planes, plane_size), dtype=dtype)
     scatter_add(as_rows(grad_output, plan.planes, dtype), flat_indices, grad_input)
     return finish(grad_input, plan.input_shape, result)
 

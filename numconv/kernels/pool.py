@@ -216,10 +216,14 @@ def window_mean(x, y, lo_d, hi_d, lo_h, hi_h, lo_w, hi_w, divisor, inner_lo, inn
 @njit(parallel=True, **KERNEL_OPTIONS)
 def window_mean_backward(grad_output, grad_input, lo_d, hi_d, lo_h, hi_h, lo_w, hi_w, divisor,
                          inner_lo, inner_hi, stride_w):  # fmt: skip  # pragma: no cover
-    """Adjoint of :func:`window_mean`: each window's gradient / divisor added over it."""
+    """Adjoint of :func:`window_mean`: each window's gradient / divisor added over it.
+
+    Each plane of ``grad_input`` is zeroed here first (see :func:`scatter_add`).
+    """
     planes = grad_input.shape[0]
     _, od_n, oh_n, ow_n = grad_output.shape
     for p in prange(planes):
+        grad_input[p, :, :, :] = 0
         for od in range(od_n):
             for oh in range(oh_n):
                 for ow in range(ow_n):
@@ -245,9 +249,14 @@ def window_mean_backward(grad_output, grad_input, lo_d, hi_d, lo_h, hi_h, lo_w, 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
 def scatter_add(values, indices, out):  # pragma: no cover
-    """out[p, indices[p, j]] += values[p, j] (indices < 0 are skipped)."""
+    """out[p] = 0, then out[p, indices[p, j]] += values[p, j] (indices < 0 are skipped).
+
+    Zeroing each plane here, just before its scatter, touches the output once
+    while it is in cache (and in parallel) instead of in a separate pass.
+    """
     planes, count = values.shape
     for p in prange(planes):
+        out[p, :] = 0
         for j in range(count):
             i = indices[p, j]
             if i >= 0:
