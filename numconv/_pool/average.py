@@ -165,7 +165,7 @@ def _global_mean(plan: PlaneMap, x, dtype):
 
 def _global_mean_backward(plan: PlaneMap, grad_output, dtype):
     grad_input = np.empty((plan.planes, int(np.prod(plan.spatial))), dtype=dtype)
-    plane_mean_backward(as_rows(grad_output, plan.planes, dtype)[:, 0], grad_input)
+    plane_mean_backward(as_planes(grad_output, plan.planes, (), dtype), grad_input)
     return grad_input
 
 
