@@ -66,3 +66,27 @@ def test_mean_paths_agree(rng, kw, include_pad):
         backward.append(gx)
     np.testing.assert_array_equal(forward[0], forward[1])
     np.testing.assert_allclose(backward[0], backward[1], rtol=1e-14, atol=1e-16)
+
+
+def test_results_do_not_depend_on_the_thread_count(rng):
+    """One plane per parallel iteration: no thread ever shares an output element."""
+    import numba
+
+    import numconv.functional as F
+
+    x = rng.standard_normal((4, 5, 12, 13))
+    gy7, gy6 = rng.standard_normal((4, 5, 7, 7)), rng.standard_normal((4, 5, 6, 7))
+    runs = []
+    for threads in (1, 2):
+        numba.set_num_threads(threads)
+        try:
+            runs.append([
+                F.max_pool2d_backward(gy7, x, 3, 2, 1, ceil_mode=True),
+                F.avg_pool2d_backward(gy7, x, 3, 2, 1, ceil_mode=True),
+                F.lp_pool2d_backward(gy6[..., :6], np.abs(x), 2, 2),
+                F.adaptive_avg_pool2d_backward(gy6, x, (6, 7)),
+            ])  # fmt: skip
+        finally:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    for one, two in zip(*runs, strict=True):
+        np.testing.assert_array_equal(one, two)
