@@ -84,11 +84,29 @@ def _split(nd: int, shape, name: str):
     return batched, batch, channels, spatial
 
 
+def _windowed_plan(nd, split, out, kernel, stride, padding, dilation) -> PoolPlan:
+    """A :class:`PoolPlan` from :func:`_split`'s result and validated per-dim values."""
+    batched, batch, channels, spatial = split
+    return PoolPlan(
+        nd=nd,
+        batched=batched,
+        batch=batch,
+        channels=channels,
+        spatial=lift(spatial, 1),
+        out=lift(out, 1),
+        kernel=lift(kernel, 1),
+        stride=lift(stride, 1),
+        padding=lift(padding, 0),
+        dilation=lift(dilation, 1),
+    )
+
+
 def plan_pool(
     nd: int, input_shape, kernel_size, stride, padding, dilation, ceil_mode, *, name: str = "x"
 ) -> PoolPlan:
     """Validate a windowed pooling call's arguments and compute its output size."""
-    batched, batch, channels, spatial = _split(nd, input_shape, name)
+    split = _split(nd, input_shape, name)
+    spatial = split[3]
     kernel = ntuple(kernel_size, nd, "kernel_size", minimum=1)
     stride = kernel if stride is None else ntuple(stride, nd, "stride", minimum=1)
     padding = ntuple(padding, nd, "padding", minimum=0)
@@ -107,18 +125,7 @@ def plan_pool(
             f" kernel_size {kernel}, padding {padding}, dilation {dilation} give output"
             f" size {out}"
         )
-    return PoolPlan(
-        nd=nd,
-        batched=batched,
-        batch=batch,
-        channels=channels,
-        spatial=lift(spatial, 1),
-        out=lift(out, 1),
-        kernel=lift(kernel, 1),
-        stride=lift(stride, 1),
-        padding=lift(padding, 0),
-        dilation=lift(dilation, 1),
-    )
+    return _windowed_plan(nd, split, out, kernel, stride, padding, dilation)
 
 
 def plan_adaptive(nd: int, input_shape, output_size, *, name: str = "x") -> PlaneMap:
@@ -156,7 +163,8 @@ def plan_unpool(nd: int, input_shape, kernel_size, stride, padding, output_size)
     of the default size, which is PyTorch's rule: it admits the input size of
     every pooling whose output has this size, ceil_mode included.
     """
-    batched, batch, channels, spatial = _split(nd, input_shape, "x")
+    split = _split(nd, input_shape, "x")
+    spatial = split[3]
     kernel = ntuple(kernel_size, nd, "kernel_size", minimum=1)
     stride = kernel if stride is None else ntuple(stride, nd, "stride", minimum=1)
     padding = ntuple(padding, nd, "padding", minimum=0)
@@ -184,15 +192,4 @@ def plan_unpool(nd: int, input_shape, kernel_size, stride, padding, output_size)
                     f" each entry must lie strictly between default - stride and default"
                     f" + stride, with default {default} and stride {stride}"
                 )
-    return PoolPlan(
-        nd=nd,
-        batched=batched,
-        batch=batch,
-        channels=channels,
-        spatial=lift(spatial, 1),
-        out=lift(out, 1),
-        kernel=lift(kernel, 1),
-        stride=lift(stride, 1),
-        padding=lift(padding, 0),
-        dilation=(1, 1, 1),
-    )
+    return _windowed_plan(nd, split, out, kernel, stride, padding, (1,) * nd)

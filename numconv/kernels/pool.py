@@ -92,22 +92,9 @@ def window_max(x, y, indices, start_d, start_h, start_w, taps_d, taps_h, taps_w,
                 for ow in range(ow_n):
                     if inner_lo <= ow < inner_hi:
                         continue  # the inner segment, below
-                    best, best_i = _max_at(
-                        x,
-                        p,
-                        od,
-                        oh,
-                        ow,
-                        start_d,
-                        start_h,
-                        start_w,
-                        taps_d,
-                        taps_h,
-                        taps_w,
-                        step_d,
-                        step_h,
-                        step_w,
-                    )
+                    best, best_i = _max_at(x, p, od, oh, ow, start_d, start_h, start_w,
+                                           taps_d, taps_h, taps_w, step_d, step_h,
+                                           step_w)  # fmt: skip
                     y[p, od, oh, ow] = best
                     indices[p, od, oh, ow] = best_i
                 if inner_hi <= inner_lo:
