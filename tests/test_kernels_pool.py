@@ -1,7 +1,7 @@
 """The pooling kernels' two paths per row agree exactly.
 
 Kernels run the output columns whose windows lie inside the input along W
-(the "inner segment") tap by tap, and the rest window by window. Disabling
+(the "inner segment") without bounds checks, and the rest window by window. Disabling
 the inner segment must not change a single bit of a forward result, NaN and
 ties included. The mean's backward adds overlapping windows' shares in another
 order on the two paths, so there they agree to rounding.
@@ -23,6 +23,9 @@ CONFIGS = [
     dict(kernel_size=(2, 3), stride=(1, 3), padding=(1, 1), dilation=(1, 2), ceil_mode=True),
     dict(kernel_size=2, stride=1, padding=0, dilation=1, ceil_mode=False),
     dict(kernel_size=(3, 5), stride=(2, 4), padding=(1, 2), dilation=1, ceil_mode=True),
+    # The windows the mean's row helpers compile specially: (stride, taps) = (2, 2), (1, 3).
+    dict(kernel_size=2, stride=2, padding=1, dilation=1, ceil_mode=True),
+    dict(kernel_size=3, stride=1, padding=1, dilation=1, ceil_mode=False),
 ]
 
 

@@ -83,3 +83,37 @@ def test_unpool_inputs(rng):
     up16 = F.max_unpool2d(y.astype(np.float16), idx.astype(np.int32), 2)
     assert up16.dtype == np.float16
     np.testing.assert_allclose(up16, up, rtol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("valid", "invalid", "error"),
+    [
+        (lambda x: F.avg_pool2d(x, 2), lambda x: F.avg_pool2d(x, True), TypeError),
+        (lambda x: F.avg_pool2d(x, (2, 2)), lambda x: F.avg_pool2d(x, (2, True)), TypeError),
+        (
+            lambda x: F.max_pool2d(x, 2, ceil_mode=True),
+            lambda x: F.max_pool2d(x, 2, ceil_mode=1),
+            TypeError,
+        ),
+        (
+            lambda x: F.adaptive_avg_pool2d(x, (1, 1)),
+            lambda x: F.adaptive_avg_pool2d(x, (True, 1)),
+            ValueError,
+        ),
+        (lambda x: F.avg_pool2d(x, 2), lambda x: F.avg_pool2d(x, 2.0), TypeError),
+    ],
+)
+def test_cached_plans_never_admit_equal_but_invalid_arguments(rng, valid, invalid, error):
+    # Plans are memoised per argument values; True == 1 and 2.0 == 2 in Python,
+    # so the cache key must carry types or a valid call would let these through.
+    x = _input(rng, (1, 2, 6, 6))
+    valid(x)
+    with pytest.raises(error):
+        invalid(x)
+
+
+def test_plans_accept_lists_and_numpy_ints_as_ints(rng):
+    x = _input(rng, (1, 2, 6, 6))
+    expected = F.avg_pool2d(x, (2, 3))
+    np.testing.assert_array_equal(F.avg_pool2d(x, [2, 3]), expected)
+    np.testing.assert_array_equal(F.avg_pool2d(x, (np.int64(2), np.int32(3))), expected)

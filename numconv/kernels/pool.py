@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .._config import KERNEL_OPTIONS
+from .._config import KERNEL_OPTIONS, REDUCTION_OPTIONS
 
 
 @njit(**KERNEL_OPTIONS)
@@ -129,39 +129,54 @@ def window_max(x, y, indices, start_d, start_h, start_w, taps_d, taps_h, taps_w,
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _add_strided(x_row, y_row, lo, hi, stride, offset):  # pragma: no cover
+def _add_windows(x_row, y_row, lo, hi, stride, offset, taps):  # pragma: no cover
     for ow in range(lo, hi):
         o = np.uint64(ow)  # unsigned: no wraparound code, so the loop vectorises
-        y_row[o] += x_row[np.uint64(ow * stride + offset)]
+        total = y_row[o]
+        for c in range(taps):
+            total += x_row[np.uint64(ow * stride + offset + c)]
+        y_row[o] = total
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _add_tap(x_row, y_row, lo, hi, stride, offset):  # pragma: no cover
-    """y_row[o] += x_row[o·stride + offset] for o in [lo, hi); strides 1 and 2 unrolled."""
-    if stride == 1:
-        _add_strided(x_row, y_row, lo, hi, 1, offset)
-    elif stride == 2:
-        _add_strided(x_row, y_row, lo, hi, 2, offset)
+def _add_row(x_row, y_row, lo, hi, stride, offset, taps):  # pragma: no cover
+    """y_row[o] += x_row[o·stride + offset + c] for c < taps, o in [lo, hi).
+
+    The taps of a window are added inside the loop over windows, so one pass
+    over the row serves them all (a pass per tap costs loop overhead on rows as
+    short as 14 outputs). Compile-time strides and tap counts for the common
+    windows let LLVM turn the loads into interleaved vector loads.
+    """
+    if stride == 2 and taps == 2:
+        _add_windows(x_row, y_row, lo, hi, 2, offset, 2)
+    elif stride == 2 and taps == 3:
+        _add_windows(x_row, y_row, lo, hi, 2, offset, 3)
+    elif stride == 1 and taps == 3:
+        _add_windows(x_row, y_row, lo, hi, 1, offset, 3)
     else:
-        _add_strided(x_row, y_row, lo, hi, stride, offset)
+        _add_windows(x_row, y_row, lo, hi, stride, offset, taps)
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _scatter_strided(g_row, gx_row, divisor_row, lo, hi, stride, offset):  # pragma: no cover
+def _spread_windows(g_row, gx_row, divisor_row, lo, hi, stride, offset, taps):  # pragma: no cover
     for ow in range(lo, hi):
         o = np.uint64(ow)
-        gx_row[np.uint64(ow * stride + offset)] += g_row[o] / divisor_row[o]
+        share = g_row[o] / divisor_row[o]
+        for c in range(taps):
+            gx_row[np.uint64(ow * stride + offset + c)] += share
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _scatter_tap(g_row, gx_row, divisor_row, lo, hi, stride, offset):  # pragma: no cover
-    """gx_row[o·stride + offset] += g_row[o] / divisor_row[o]; the adjoint of _add_tap."""
-    if stride == 1:
-        _scatter_strided(g_row, gx_row, divisor_row, lo, hi, 1, offset)
-    elif stride == 2:
-        _scatter_strided(g_row, gx_row, divisor_row, lo, hi, 2, offset)
+def _spread_row(g_row, gx_row, divisor_row, lo, hi, stride, offset, taps):  # pragma: no cover
+    """gx_row[o·stride + offset + c] += g_row[o] / divisor_row[o]; the adjoint of _add_row."""
+    if stride == 2 and taps == 2:
+        _spread_windows(g_row, gx_row, divisor_row, lo, hi, 2, offset, 2)
+    elif stride == 2 and taps == 3:
+        _spread_windows(g_row, gx_row, divisor_row, lo, hi, 2, offset, 3)
+    elif stride == 1 and taps == 3:
+        _spread_windows(g_row, gx_row, divisor_row, lo, hi, 1, offset, 3)
     else:
-        _scatter_strided(g_row, gx_row, divisor_row, lo, hi, stride, offset)
+        _spread_windows(g_row, gx_row, divisor_row, lo, hi, stride, offset, taps)
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
@@ -169,20 +184,20 @@ def window_mean(x, y, lo_d, hi_d, lo_h, hi_h, lo_w, hi_w, divisor, inner_lo, inn
                 stride_w):  # fmt: skip  # pragma: no cover
     """y[o] = sum of x over the window ``[lo, hi)`` per dim, divided by ``divisor[o]``.
 
-    Columns ``[inner_lo, inner_hi)`` are equal windows ``stride_w`` apart, run
-    tap by tap over the row segment (as in :func:`window_max`); the order of the
-    additions is the same in both paths.
+    Columns ``[inner_lo, inner_hi)`` are equal windows ``stride_w`` apart lying
+    inside the input along W: each input row adds into all of them in one pass
+    without bounds checks (:func:`_add_row`). Both paths add a window's taps in
+    the same order (row by row, left to right), so they agree bit for bit.
     """
     planes = x.shape[0]
     _, od_n, oh_n, ow_n = y.shape
+    inner_width = max(inner_hi - inner_lo, 0)
     for p in prange(planes):
         for od in range(od_n):
             for oh in range(oh_n):
                 y_row = y[p, od, oh]
-                for ow in range(ow_n):
-                    if inner_lo <= ow < inner_hi:
-                        y_row[ow] = 0
-                        continue
+                for j in range(ow_n - inner_width):
+                    ow = j if j < inner_lo else j + inner_width  # border columns only
                     total = x.dtype.type(0)
                     for i_d in range(lo_d[od], hi_d[od]):
                         for i_h in range(lo_h[oh], hi_h[oh]):
@@ -190,14 +205,15 @@ def window_mean(x, y, lo_d, hi_d, lo_h, hi_h, lo_w, hi_w, divisor, inner_lo, inn
                                 total += x[p, i_d, i_h, i_w]
                     y_row[ow] = total
                 if inner_hi > inner_lo:
+                    y_row[inner_lo:inner_hi] = 0
                     for i_d in range(lo_d[od], hi_d[od]):
                         for i_h in range(lo_h[oh], hi_h[oh]):
-                            x_row = x[p, i_d, i_h]
-                            for c in range(hi_w[inner_lo] - lo_w[inner_lo]):
-                                offset = lo_w[inner_lo] - inner_lo * stride_w + c
-                                _add_tap(x_row, y_row, inner_lo, inner_hi, stride_w, offset)
+                            _add_row(x[p, i_d, i_h], y_row, inner_lo, inner_hi, stride_w,
+                                     lo_w[inner_lo] - inner_lo * stride_w,
+                                     hi_w[inner_lo] - lo_w[inner_lo])  # fmt: skip
+                divisor_row = divisor[od, oh]
                 for ow in range(ow_n):
-                    y_row[ow] /= divisor[od, oh, ow]
+                    y_row[np.uint64(ow)] /= divisor_row[np.uint64(ow)]
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
@@ -209,13 +225,13 @@ def window_mean_backward(grad_output, grad_input, lo_d, hi_d, lo_h, hi_h, lo_w, 
     """
     planes = grad_input.shape[0]
     _, od_n, oh_n, ow_n = grad_output.shape
+    inner_width = max(inner_hi - inner_lo, 0)
     for p in prange(planes):
         grad_input[p, :, :, :] = 0
         for od in range(od_n):
             for oh in range(oh_n):
-                for ow in range(ow_n):
-                    if inner_lo <= ow < inner_hi:
-                        continue
+                for j in range(ow_n - inner_width):
+                    ow = j if j < inner_lo else j + inner_width  # border columns only
                     share = grad_output[p, od, oh, ow] / divisor[od, oh, ow]
                     for i_d in range(lo_d[od], hi_d[od]):
                         for i_h in range(lo_h[oh], hi_h[oh]):
@@ -227,11 +243,9 @@ def window_mean_backward(grad_output, grad_input, lo_d, hi_d, lo_h, hi_h, lo_w, 
                 divisor_row = divisor[od, oh]
                 for i_d in range(lo_d[od], hi_d[od]):
                     for i_h in range(lo_h[oh], hi_h[oh]):
-                        gx_row = grad_input[p, i_d, i_h]
-                        for c in range(hi_w[inner_lo] - lo_w[inner_lo]):
-                            offset = lo_w[inner_lo] - inner_lo * stride_w + c
-                            _scatter_tap(g_row, gx_row, divisor_row, inner_lo, inner_hi,
-                                         stride_w, offset)  # fmt: skip
+                        _spread_row(g_row, grad_input[p, i_d, i_h], divisor_row, inner_lo,
+                                    inner_hi, stride_w, lo_w[inner_lo] - inner_lo * stride_w,
+                                    hi_w[inner_lo] - lo_w[inner_lo])  # fmt: skip
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
@@ -274,31 +288,21 @@ def gather(values, indices, out):  # pragma: no cover
 _PLANE_BLOCKS = 64
 
 
-@njit(parallel=True, **KERNEL_OPTIONS)
+@njit(parallel=True, **REDUCTION_OPTIONS)
 def plane_mean(x, y):  # pragma: no cover
     """y[p] = mean of row x[p] (global average pooling on ``(planes, elements)``).
 
-    Eight running sums break the chain of dependent additions, which is what
-    limits a plain loop (LLVM may not reorder float additions by itself).
+    Compiled with ``reassoc`` so the sum runs in vector partial sums; see
+    :data:`numconv._config.REDUCTION_OPTIONS`.
     """
     planes, n = x.shape
     per_block = -(-planes // _PLANE_BLOCKS)
     for block in prange(_PLANE_BLOCKS):
         for p in range(block * per_block, min(planes, (block + 1) * per_block)):
-            whole = n - n % 8  # here rather than hoisted: measured faster
-            s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = x.dtype.type(0)
-            for i in range(0, whole, 8):
-                s0 += x[p, i]
-                s1 += x[p, i + 1]
-                s2 += x[p, i + 2]
-                s3 += x[p, i + 3]
-                s4 += x[p, i + 4]
-                s5 += x[p, i + 5]
-                s6 += x[p, i + 6]
-                s7 += x[p, i + 7]
-            total = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
-            for i in range(whole, n):
-                total += x[p, i]
+            row = x[p]
+            total = x.dtype.type(0)
+            for i in range(n):
+                total += row[np.uint64(i)]  # unsigned: no wraparound code to block vectors
             y[p] = total / n
 
 
