@@ -230,6 +230,19 @@ class ConvPlan:
         k = self.kernel[KERNEL_RANK - self.nd :]
         return (self.out_channels, self.in_channels // self.groups, *k)
 
+    # The arrays as the algorithms take them: a batch dim and three spatial dims.
+    @property
+    def input5(self) -> tuple[int, ...]:
+        return (self.batch, self.in_channels, *self.spatial)
+
+    @property
+    def output5(self) -> tuple[int, ...]:
+        return (self.batch, self.out_channels, *self.out)
+
+    @property
+    def weight5(self) -> tuple[int, ...]:
+        return (self.out_channels, self.in_channels // self.groups, *self.kernel)
+
     @property
     def flops(self) -> int:
         """Multiply-adds times two of the direct algorithm."""

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-# Pooling lives in its own package; its functions are part of this namespace.
-from . import _dispatch, _pool
+# Transposed convolution and pooling live in their own modules; their functions
+# are part of this namespace.
+from . import _dispatch, _pool, _transpose
 from ._params import (
     ConvPlan,
     as_float_array,
@@ -25,6 +26,7 @@ from ._params import (
     result_dtypes,
 )
 from ._pool import *  # noqa: F403
+from ._transpose import *  # noqa: F403
 
 __all__ = [
     "conv1d",
@@ -37,6 +39,7 @@ __all__ = [
     "conv3d_input_grad",
     "conv3d_weight_grad",
     "conv_bias_grad",
+    *_transpose.__all__,
     *_pool.__all__,
 ]
 
@@ -45,19 +48,6 @@ __all__ = [
 def _finish(a: np.ndarray, shape: tuple[int, ...], dtype) -> np.ndarray:
     """Back to the caller's rank, C-contiguous, in the result dtype."""
     return np.ascontiguousarray(a.reshape(shape), dtype=dtype)
-
-
-# The caller's arrays viewed with a batch dim and three spatial dims.
-def _input5(plan: ConvPlan) -> tuple[int, ...]:
-    return (plan.batch, plan.in_channels, *plan.spatial)
-
-
-def _output5(plan: ConvPlan) -> tuple[int, ...]:
-    return (plan.batch, plan.out_channels, *plan.out)
-
-
-def _weight5(plan: ConvPlan) -> tuple[int, ...]:
-    return (plan.out_channels, plan.in_channels // plan.groups, *plan.kernel)
 
 
 def _check_grad_output(grad_output: np.ndarray, plan: ConvPlan) -> None:
@@ -82,7 +72,7 @@ def _conv(nd, x, weight, bias, stride, padding, dilation, groups, padding_mode):
     if plan.batch == 0:
         return np.zeros(plan.output_shape, dtype=result)
     algorithm = _dispatch.select("forward", plan, compute)
-    x5, w5 = x.reshape(_input5(plan)), weight.reshape(_weight5(plan))
+    x5, w5 = x.reshape(plan.input5), weight.reshape(plan.weight5)
     y5 = algorithm.forward(plan, x5, w5, bias, compute)
     return _finish(y5, plan.output_shape, result)
 
@@ -101,7 +91,7 @@ def _conv_input_grad(nd, input_shape, weight, grad_output, stride, padding, dila
         return np.zeros(input_shape, dtype=result)
     algorithm = _dispatch.select("input_grad", plan, compute)
     gx5 = algorithm.input_grad(
-        plan, weight.reshape(_weight5(plan)), grad_output.reshape(_output5(plan)), compute
+        plan, weight.reshape(plan.weight5), grad_output.reshape(plan.output5), compute
     )
     return _finish(gx5, input_shape, result)
 
@@ -120,7 +110,7 @@ def _conv_weight_grad(nd, x, weight_shape, grad_output, stride, padding, dilatio
         return np.zeros(weight_shape, dtype=result)
     algorithm = _dispatch.select("weight_grad", plan, compute)
     gw5 = algorithm.weight_grad(
-        plan, x.reshape(_input5(plan)), grad_output.reshape(_output5(plan)), compute
+        plan, x.reshape(plan.input5), grad_output.reshape(plan.output5), compute
     )
     return _finish(gw5, weight_shape, result)
 
