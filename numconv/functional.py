@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-# Transposed convolution and pooling live in their own modules; their functions
+# Transposed convolution, unfold/fold and pooling live in their own modules; their functions
 # are part of this namespace.
-from . import _dispatch, _pool, _transpose
+from . import _dispatch, _pool, _transpose, _unfold
 from ._params import (
     ConvPlan,
     as_float_array,
@@ -27,6 +27,7 @@ from ._params import (
 )
 from ._pool import *  # noqa: F403
 from ._transpose import *  # noqa: F403
+from ._unfold import *  # noqa: F403
 
 __all__ = [
     "conv1d",
@@ -40,6 +41,7 @@ __all__ = [
     "conv3d_weight_grad",
     "conv_bias_grad",
     *_transpose.__all__,
+    *_unfold.__all__,
     *_pool.__all__,
 ]
 
