@@ -114,13 +114,33 @@ def unpool_round_trip():
     return F.max_unpool2d(y, indices, 2)[0, 0]
 
 
+UPSAMPLE_IMAGE = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]])
+# Linear interpolation as a kernel: a pixel spreads 1, 1/2 to its new neighbours.
+BILINEAR_KERNEL = np.outer([0.5, 1.0, 0.5], [0.5, 1.0, 0.5])
+
+
+def upsampling_examples():
+    """Double ``UPSAMPLE_IMAGE`` with stride-2 transposed convolutions, and come back.
+
+    Returns the nearest-neighbour (2×2 ones kernel) and linear-interpolation
+    (3×3 kernel, padding 1, output_padding 1) upsamplings, and the image that a
+    stride-2 convolution with the 2×2 averaging kernel makes of the first.
+    """
+    x = UPSAMPLE_IMAGE[None, None]
+    nearest = F.conv_transpose2d(x, np.ones((1, 1, 2, 2)), stride=2)
+    linear = F.conv_transpose2d(x, BILINEAR_KERNEL[None, None], stride=2, padding=1,
+                                output_padding=1)  # fmt: skip
+    back = F.conv2d(nearest, np.full((1, 1, 2, 2), 0.25), stride=2)
+    return nearest[0, 0], linear[0, 0], back[0, 0]
+
+
 def _matrix(a: np.ndarray) -> str:
     return "\n".join("    " + " ".join(f"{v:6.4g}" for v in row) for row in a)
 
 
 def run(write=print) -> None:
     """Print the walk-through."""
-    write("numconv demo: convolution and pooling with numconv's own kernels\n")
+    write("numconv demo: convolution, pooling and upsampling with numconv's own kernels\n")
 
     x, y = detect_edges()
     write("1. Edge detection: a 6x8 image (1 = white, 0 = black) ...")
@@ -154,3 +174,15 @@ def run(write=print) -> None:
         write(_matrix(result))
     write("   max_unpool2d puts the 2x2 maxima back where they came from:")
     write(_matrix(unpool_round_trip()))
+
+    nearest, linear, back = upsampling_examples()
+    write("\n6. Upsampling: a stride-2 transposed convolution doubles a 3x3 image to 6x6.")
+    write(_matrix(UPSAMPLE_IMAGE))
+    write("   kernel 2x2 of ones: every pixel becomes a 2x2 block (nearest neighbour):")
+    write(_matrix(nearest))
+    write("   kernel [0.5, 1, 0.5] x [0.5, 1, 0.5], padding 1, output_padding 1: linear")
+    write("   interpolation (the last row and column see only one neighbour):")
+    write(_matrix(linear))
+    diff = np.abs(back - UPSAMPLE_IMAGE).max()
+    write("   a stride-2 convolution with the 2x2 averaging kernel takes the blocks back")
+    write(f"   to the 3x3 image: largest difference = {diff:.1e}")

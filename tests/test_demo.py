@@ -47,6 +47,17 @@ def test_pooling_section_shows_the_seeds_results():
     np.testing.assert_array_equal(restored[kept], demo.POOL_IMAGE[kept])
 
 
+def test_upsampling_doubles_the_image():
+    nearest, linear, back = demo.upsampling_examples()
+    image = demo.UPSAMPLE_IMAGE
+    np.testing.assert_array_equal(nearest, np.kron(image, np.ones((2, 2))))
+    # even positions keep the pixels; odd ones sit halfway between two neighbours
+    np.testing.assert_allclose(linear[::2, ::2], image, rtol=1e-15)
+    np.testing.assert_allclose(linear[1:-1:2, :-1:2], (image[:-1] + image[1:]) / 2, rtol=1e-15)
+    np.testing.assert_allclose(linear[-1, :-1:2], image[-1] / 2, rtol=1e-15)  # one neighbour
+    np.testing.assert_allclose(back, image, rtol=1e-15)
+
+
 def test_cli_demo_runs_without_torch(tmp_path):
     """Run ``python -m numconv demo`` with torch made unimportable."""
     (tmp_path / "torch.py").write_text("raise ImportError('torch is blocked for this test')\n")

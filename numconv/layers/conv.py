@@ -58,17 +58,20 @@ class _ConvNd(Layer):
                 raise ValueError(f"groups={self.groups} must divide {name}={channels}")
         # PyTorch's default init: kaiming_uniform(a=√5) for the weight reduces to
         # U(±1/√fan_in); the bias uses the same bound.
-        shape = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
-        fan_in = shape[1] * math.prod(self.kernel_size)
+        shape = self._weight_shape()
+        fan_in = shape[1] * math.prod(self.kernel_size)  # weight dim 1, as PyTorch
         bound = 1.0 / math.sqrt(fan_in)
         rng = np.random.default_rng(seed)
         self._add_param("weight", rng.uniform(-bound, bound, shape).astype(self.dtype))
         if bias:
-            self._add_param("bias", rng.uniform(-bound, bound, shape[0]).astype(self.dtype))
+            self._add_param("bias", rng.uniform(-bound, bound, self.out_channels).astype(self.dtype))
+
+    def _weight_shape(self) -> tuple[int, ...]:
+        return (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
 
     @property
     def weight(self) -> np.ndarray:
-        """The filters ``(C_out, C_in / groups, *kernel_size)``; the array ``params["weight"]``."""
+        """The filters (see the class docstring for the shape); the array ``params["weight"]``."""
         return self.params["weight"]
 
     @weight.setter
@@ -77,7 +80,7 @@ class _ConvNd(Layer):
 
     @property
     def bias(self) -> np.ndarray | None:
-        """The bias ``(C_out,)`` (the same array as ``params["bias"]``), or None."""
+        """The bias ``(out_channels,)`` (the same array as ``params["bias"]``), or None."""
         return self.params.get("bias")
 
     @bias.setter
@@ -115,6 +118,8 @@ class _ConvNd(Layer):
             s += f", padding={self.padding}"
         if self.dilation != (1,) * nd:
             s += f", dilation={self.dilation}"
+        if getattr(self, "output_padding", (0,) * nd) != (0,) * nd:
+            s += f", output_padding={self.output_padding}"
         if self.groups != 1:
             s += f", groups={self.groups}"
         if "bias" not in self.params:
@@ -196,3 +201,128 @@ class Conv3d(_ConvNd):
     __doc__ = _layer_doc(3)
     _nd = 3
     _ops = (F.conv3d, F.conv3d_input_grad, F.conv3d_weight_grad)
+
+
+class _ConvTransposeNd(_ConvNd):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        output_padding=0,
+        groups=1,
+        bias=True,
+        dilation=1,
+        dtype=np.float32,
+        seed=None,
+    ):
+        nd = self._nd
+        if isinstance(padding, str):
+            raise ValueError(
+                f"padding must be an int or a tuple for a transposed conv; got {padding!r}"
+            )
+        op = ntuple(output_padding, nd, "output_padding", minimum=0)
+        strides = ntuple(stride, nd, "stride", minimum=1)
+        dilations = ntuple(dilation, nd, "dilation", minimum=1)
+        if any(o >= s and o >= d for o, s, d in zip(op, strides, dilations, strict=True)):
+            raise ValueError(
+                f"output_padding must be smaller than stride or dilation in every dim;"
+                f" got output_padding {op}, stride {strides}, dilation {dilations}"
+            )
+        self.output_padding = op
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, "zeros", dtype, seed)  # fmt: skip
+
+    def _weight_shape(self) -> tuple[int, ...]:
+        return (self.in_channels, self.out_channels // self.groups, *self.kernel_size)
+
+    def _transpose_args(self, output_size):
+        return (self.stride, self.padding, self.output_padding, self.groups, self.dilation,
+                output_size)  # fmt: skip
+
+    def forward(self, x, output_size=None):
+        """Transposed-convolve ``x`` (to ``output_size`` if given) and cache it for backward."""
+        x = as_float_array(x, "x")
+        y = self._ops[0](x, self.weight, self.bias, *self._transpose_args(output_size))
+        # backward must see the same output_size (it selects the output padding)
+        self._cache = (x.copy(), None if output_size is None else tuple(output_size))
+        return y
+
+    def backward(self, grad_output):
+        """Return the input gradient; add the parameter gradients into ``grads``."""
+        x, output_size = self._saved()
+        grad_output = as_float_array(grad_output, "grad_output")
+        args = self._transpose_args(output_size)
+        gx = self._ops[1](x.shape, self.weight, grad_output, *args)
+        self._accumulate("weight", self._ops[2](x, self.weight.shape, grad_output, *args))
+        if "bias" in self.params:
+            batched = grad_output if x.ndim == self._nd + 2 else grad_output[None]
+            self._accumulate("bias", F.conv_bias_grad(batched))
+        return gx
+
+
+_TRANSPOSE_LAYER_DOC = """\
+{nd}-d transposed convolution layer (PyTorch's ``nn.ConvTranspose{nd}d``).
+
+Parameters
+----------
+in_channels, out_channels : int
+    Channel counts; both divisible by ``groups``.
+kernel_size : int or tuple of {nd} ints
+stride, padding, output_padding, groups, dilation
+    As in :func:`numconv.functional.conv_transpose{nd}d` (``padding`` also
+    accepts per-side pairs).
+bias : bool, default True
+dtype : {{float32, float64, float16}}, default float32
+seed : int, optional
+    Seed of the default initialisation: uniform in ``±1/sqrt(fan_in)`` with
+    ``fan_in = out_channels / groups * prod(kernel_size)`` (PyTorch computes it
+    from weight dim 1).
+
+Attributes
+----------
+weight : ndarray, shape (in_channels, out_channels / groups, {k})
+bias : ndarray, shape (out_channels,), or None
+params, grads : dict
+
+Notes
+-----
+``forward(x, output_size=None)``: ``output_size`` picks the output size within
+``[min, min + stride - 1]`` per dim, overriding ``output_padding`` for that
+call (and its backward), as PyTorch's does. ``state_dict()`` matches PyTorch's.
+
+Examples
+--------
+>>> import numpy as np, numconv
+>>> up = numconv.ConvTranspose{nd}d(4, 2, 3, stride=2, padding=1, output_padding=1, seed=0)
+>>> y = up(np.ones((1, 4{ones}), dtype=np.float32))
+>>> y.shape
+(1, 2{doubled})
+>>> up.backward(np.ones_like(y)).shape
+(1, 4{ones})
+"""
+
+
+def _transpose_doc(nd: int) -> str:
+    k = _SHAPE_NAMES[nd][1]
+    return _TRANSPOSE_LAYER_DOC.format(nd=nd, k=k, ones=", 5" * nd, doubled=", 10" * nd)
+
+
+class ConvTranspose1d(_ConvTransposeNd):
+    __doc__ = _transpose_doc(1)
+    _nd = 1
+    _ops = (F.conv_transpose1d, F.conv_transpose1d_input_grad, F.conv_transpose1d_weight_grad)
+
+
+class ConvTranspose2d(_ConvTransposeNd):
+    __doc__ = _transpose_doc(2)
+    _nd = 2
+    _ops = (F.conv_transpose2d, F.conv_transpose2d_input_grad, F.conv_transpose2d_weight_grad)
+
+
+class ConvTranspose3d(_ConvTransposeNd):
+    __doc__ = _transpose_doc(3)
+    _nd = 3
+    _ops = (F.conv_transpose3d, F.conv_transpose3d_input_grad, F.conv_transpose3d_weight_grad)
