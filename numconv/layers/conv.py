@@ -64,7 +64,8 @@ class _ConvNd(Layer):
         rng = np.random.default_rng(seed)
         self._add_param("weight", rng.uniform(-bound, bound, shape).astype(self.dtype))
         if bias:
-            self._add_param("bias", rng.uniform(-bound, bound, self.out_channels).astype(self.dtype))
+            bias_values = rng.uniform(-bound, bound, self.out_channels)
+            self._add_param("bias", bias_values.astype(self.dtype))
 
     def _weight_shape(self) -> tuple[int, ...]:
         return (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
