@@ -159,3 +159,26 @@ def test_fold_bad_arguments():
         F.fold(cols.astype(int), (5, 5), 2)
     with pytest.raises(ValueError, match="output_size"):
         F.fold(cols, (5, -5), 2)
+
+
+def test_fold_and_transposed_conv_do_not_depend_on_the_thread_count(rng):
+    """Overlapping adds happen within one plane (fold) or in gather form (conv_transpose)."""
+    import numba
+
+    cols = rng.standard_normal((3, 4 * 9, 36))
+    x = rng.standard_normal((3, 4, 5, 6))
+    w = rng.standard_normal((4, 2, 3, 3))
+    runs = []
+    for threads in (1, 2):
+        numba.set_num_threads(threads)
+        try:
+            runs.append([
+                F.fold(cols, (6, 6), 3, 1, 1, 1),
+                F.conv_transpose2d(x, w, stride=2, padding=1),
+                F.conv_transpose2d_input_grad(x.shape, w, np.ones((3, 2, 11, 13)), stride=2,
+                                              padding=1),
+            ])  # fmt: skip
+        finally:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    for one, two in zip(*runs, strict=True):
+        np.testing.assert_array_equal(one, two)
