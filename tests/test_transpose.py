@@ -207,3 +207,18 @@ def test_bad_shapes(rng):
         F.conv_transpose2d_input_grad((1, 2, 4, 4), w, np.ones((1, 3, 5, 5)))
     with pytest.raises(ValueError, match="weight_shape"):
         F.conv_transpose2d_weight_grad(np.ones((1, 2, 4, 4)), (2, 3, 3), np.ones((1, 3, 6, 6)))
+
+
+def test_input_is_extended_to_the_convolutions_output_size():
+    # output_padding 1 >= stride 1 (allowed by dilation 2): the convolution of the
+    # 8-long output is 6 long, one more than x. The algorithms are promised arrays
+    # of their plan's shapes, so x reaches them zero-extended to 6.
+    from numconv._transpose import _extended, plan_conv_transpose
+
+    plan = plan_conv_transpose(1, (2, 2, 5), (2, 3, 2), 1, 0, 1, 1, 2, None)
+    assert plan.output_shape == (2, 3, 8) and plan.conv.out[-1] == 6
+    x5 = np.ones(plan.input5)
+    extended = _extended(x5, plan, np.float64)
+    assert extended.shape == plan.conv.output5
+    np.testing.assert_array_equal(extended[..., :5], x5)
+    assert not extended[..., 5:].any()
