@@ -140,6 +140,24 @@ QUICK_POOLING_SUITE = (
     PoolCase("global_avg_small", "adaptive_avg", 2, 128, (7, 7)),
 )
 
+# Transposed convolution: each case names the convolution whose transpose is
+# timed, so its output gradient's shape is the transposed input (a decoder's
+# stride-2 upsampling from 28² to 56², and a 2×2 "unpooling" one).
+TRANSPOSE_SUITE = (
+    ConvCase("up3x3_s2", 8, 64, (56, 56), 128, 3, stride=2, padding=1),
+    ConvCase("up2x2_s2", 8, 64, (56, 56), 128, 2, stride=2),
+)
+
+QUICK_TRANSPOSE_SUITE = (ConvCase("up3x3_small", 2, 16, (28, 28), 32, 3, stride=2, padding=1),)
+
+# unfold/fold (im2col/col2im) of a 3×3 "same" convolution's input.
+UNFOLD_SUITE = (
+    ConvCase("im2col3x3_28", 8, 64, (28, 28), 1, 3, padding=1),
+    ConvCase("im2col3x3_vol", 2, 16, (8, 28, 28), 1, 3, padding=1),
+)
+
+QUICK_UNFOLD_SUITE = (ConvCase("im2col3x3_small", 2, 16, (14, 14), 1, 3, padding=1),)
+
 SUITES = {
     "performance": PERFORMANCE_SUITE,
     "quick": QUICK_SUITE,

@@ -1,0 +1,1 @@
+"""asv benchmarks for numconv (``asv run``; see the README's "Benchmarks" section)."""

@@ -1,0 +1,31 @@
+"""What every benchmark module shares: the case list and PyTorch, when present.
+
+The cases come from :mod:`numconv.bench.suite`, the one definition that the
+``python -m numconv bench`` command uses too. ``NUMCONV_BENCH_SUITE=quick``
+swaps in the small shapes, which CI uses to check that every benchmark runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+THREADS = 2
+
+
+def quick() -> bool:
+    return os.environ.get("NUMCONV_BENCH_SUITE", "performance") == "quick"
+
+
+def cases(full, small) -> dict:
+    """The named cases of ``full``, or of ``small`` in a quick run."""
+    return {case.name: case for case in (small if quick() else full)}
+
+
+def torch_or_skip():
+    """PyTorch with THREADS threads; asv skips a benchmark whose setup raises this."""
+    from numconv.bench.runner import optional_torch
+
+    torch = optional_torch(THREADS)
+    if torch is None:
+        raise NotImplementedError("PyTorch is not installed: no ratio to track")
+    return torch
