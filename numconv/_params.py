@@ -43,6 +43,33 @@ def result_dtypes(*arrays: np.ndarray) -> tuple[np.dtype, np.dtype]:
     return compute, result
 
 
+def kernel_array(a: np.ndarray, shape, dtype) -> np.ndarray:
+    """``a`` reshaped to ``shape`` as a writable C-contiguous array of ``dtype``.
+
+    No copy when ``a`` already is one. Read-only caller arrays are copied: a
+    read-only view would compile a second kernel signature, and kernels never
+    write their inputs anyway.
+    """
+    view = a.reshape(shape)
+    if view.dtype == dtype and view.flags.c_contiguous and view.flags.writeable:
+        return view
+    return np.array(view, dtype=dtype, order="C")
+
+
+def to_caller(a: np.ndarray, shape, dtype) -> np.ndarray:
+    """A result back in the caller's rank, C-contiguous, in the result dtype."""
+    return np.ascontiguousarray(a.reshape(shape), dtype=dtype)
+
+
+def check_grad_output(grad_output: np.ndarray, plan) -> None:
+    """``grad_output`` must have exactly the forward output's shape (``plan.output_shape``)."""
+    if grad_output.shape != plan.output_shape:
+        raise ValueError(
+            f"grad_output must have the forward output's shape {plan.output_shape};"
+            f" got {grad_output.shape}"
+        )
+
+
 def check_dtype(dtype, name: str = "dtype") -> np.dtype:
     """Validate a layer's parameter dtype."""
     try:

@@ -27,6 +27,7 @@ from ._params import (
     ConvPlan,
     as_float_array,
     caller_shape,
+    check_grad_output,
     check_int,
     check_shape_arg,
     dim_names,
@@ -36,6 +37,7 @@ from ._params import (
     plan_conv,
     result_dtypes,
     split_input_shape,
+    to_caller,
 )
 
 __all__ = [
@@ -173,10 +175,6 @@ def _extended(x5: np.ndarray, plan: TransposePlan, dtype) -> np.ndarray:
     return np.pad(x5.astype(dtype, copy=False), ((0, 0), (0, 0), *((0, e) for e in extra)))
 
 
-def _finish(a: np.ndarray, shape, dtype) -> np.ndarray:
-    return np.ascontiguousarray(a.reshape(shape), dtype=dtype)
-
-
 def _conv_transpose(nd, x, weight, bias, stride, padding, output_padding, groups, dilation,
                     output_size):  # fmt: skip
     x = as_float_array(x, "x")
@@ -199,15 +197,7 @@ def _conv_transpose(nd, x, weight, bias, stride, padding, output_padding, groups
     y5 = algorithm.input_grad(conv, weight.reshape(conv.weight5), x5, compute)
     if bias is not None:
         y5 = y5 + bias.astype(compute).reshape(1, -1, 1, 1, 1)
-    return _finish(y5, plan.output_shape, result)
-
-
-def _check_grad_output(grad_output: np.ndarray, plan: TransposePlan) -> None:
-    if grad_output.shape != plan.output_shape:
-        raise ValueError(
-            f"grad_output must have the forward output's shape {plan.output_shape};"
-            f" got {grad_output.shape}"
-        )
+    return to_caller(y5, plan.output_shape, result)
 
 
 def _conv_transpose_input_grad(nd, input_shape, weight, grad_output, stride, padding,
@@ -219,7 +209,7 @@ def _conv_transpose_input_grad(nd, input_shape, weight, grad_output, stride, pad
         nd, input_shape, weight.shape, stride, padding, output_padding, groups, dilation,
         output_size, input_name="input_shape",
     )  # fmt: skip
-    _check_grad_output(grad_output, plan)
+    check_grad_output(grad_output, plan)
     compute, result = result_dtypes(weight, grad_output)
     conv = plan.conv
     if conv.batch == 0:
@@ -229,7 +219,7 @@ def _conv_transpose_input_grad(nd, input_shape, weight, grad_output, stride, pad
         conv, grad_output.reshape(conv.input5), weight.reshape(conv.weight5), None, compute
     )
     crop = tuple(slice(0, n) for n in plan.spatial)
-    return _finish(gx5[(slice(None), slice(None), *crop)], input_shape, result)
+    return to_caller(gx5[(slice(None), slice(None), *crop)], input_shape, result)
 
 
 def _conv_transpose_weight_grad(nd, x, weight_shape, grad_output, stride, padding,
@@ -241,7 +231,7 @@ def _conv_transpose_weight_grad(nd, x, weight_shape, grad_output, stride, paddin
         nd, x.shape, weight_shape, stride, padding, output_padding, groups, dilation,
         output_size, weight_name="weight_shape",
     )  # fmt: skip
-    _check_grad_output(grad_output, plan)
+    check_grad_output(grad_output, plan)
     compute, result = result_dtypes(x, grad_output)
     conv = plan.conv
     if conv.batch == 0:
@@ -249,7 +239,7 @@ def _conv_transpose_weight_grad(nd, x, weight_shape, grad_output, stride, paddin
     algorithm = _dispatch.select("weight_grad", conv, compute)
     x5 = _extended(x.reshape(plan.input5), plan, compute)
     gw5 = algorithm.weight_grad(conv, grad_output.reshape(conv.input5), x5, compute)
-    return _finish(gw5, weight_shape, result)
+    return to_caller(gw5, weight_shape, result)
 
 
 # --------------------------------------------------------------------------- docs

@@ -19,6 +19,7 @@ from ._params import (
     caller_shape,
     check_shape_arg,
     conv_output_size,
+    kernel_array,
     lift,
     normalize_padding,
     ntuple,
@@ -138,14 +139,6 @@ def plan_fold(cols_shape, output_size, kernel_size, dilation, padding, stride) -
     return plan
 
 
-def _planes(a: np.ndarray, shape, dtype) -> np.ndarray:
-    """``a`` reshaped to ``shape``, C-contiguous, writable, in ``dtype``."""
-    view = a.reshape(shape)
-    if view.dtype == dtype and view.flags.c_contiguous and view.flags.writeable:
-        return view
-    return np.array(view, dtype=dtype, order="C")
-
-
 def unfold(x, kernel_size, dilation=1, padding=0, stride=1):
     """Extract sliding blocks as columns (im2col), for 1, 2 or 3 spatial dims.
 
@@ -185,7 +178,7 @@ def unfold(x, kernel_size, dilation=1, padding=0, stride=1):
     planes = plan.batch * plan.channels
     cols = np.empty((planes, math.prod(plan.kernel), math.prod(plan.out)), dtype=compute)
     if planes:
-        unfold_planes(_planes(x, (planes, *plan.spatial), compute), cols, *plan.kernel_args)
+        unfold_planes(kernel_array(x, (planes, *plan.spatial), compute), cols, *plan.kernel_args)
     return cols.reshape(plan.columns_shape).astype(result, copy=False)
 
 
@@ -228,6 +221,6 @@ def fold(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
     planes = plan.batch * plan.channels
     image = np.empty((planes, *plan.spatial), dtype=compute)  # zeroed by the kernel
     if planes:
-        columns = _planes(cols, (planes, math.prod(plan.kernel), math.prod(plan.out)), compute)
+        columns = kernel_array(cols, (planes, math.prod(plan.kernel), math.prod(plan.out)), compute)
         fold_planes(columns, image, *plan.kernel_args)
     return image.reshape(plan.image_shape).astype(result, copy=False)

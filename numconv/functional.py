@@ -19,11 +19,12 @@ import numpy as np
 # are part of this namespace.
 from . import _dispatch, _pool, _transpose, _unfold
 from ._params import (
-    ConvPlan,
     as_float_array,
+    check_grad_output,
     check_shape_arg,
     plan_conv,
     result_dtypes,
+    to_caller,
 )
 from ._pool import *  # noqa: F403
 from ._transpose import *  # noqa: F403
@@ -47,19 +48,6 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- core
-def _finish(a: np.ndarray, shape: tuple[int, ...], dtype) -> np.ndarray:
-    """Back to the caller's rank, C-contiguous, in the result dtype."""
-    return np.ascontiguousarray(a.reshape(shape), dtype=dtype)
-
-
-def _check_grad_output(grad_output: np.ndarray, plan: ConvPlan) -> None:
-    if grad_output.shape != plan.output_shape:
-        raise ValueError(
-            f"grad_output must have the forward output's shape {plan.output_shape};"
-            f" got {grad_output.shape}"
-        )
-
-
 def _conv(nd, x, weight, bias, stride, padding, dilation, groups, padding_mode):
     x = as_float_array(x, "x")
     weight = as_float_array(weight, "weight")
@@ -76,7 +64,7 @@ def _conv(nd, x, weight, bias, stride, padding, dilation, groups, padding_mode):
     algorithm = _dispatch.select("forward", plan, compute)
     x5, w5 = x.reshape(plan.input5), weight.reshape(plan.weight5)
     y5 = algorithm.forward(plan, x5, w5, bias, compute)
-    return _finish(y5, plan.output_shape, result)
+    return to_caller(y5, plan.output_shape, result)
 
 
 def _conv_input_grad(nd, input_shape, weight, grad_output, stride, padding, dilation, groups, mode):
@@ -87,7 +75,7 @@ def _conv_input_grad(nd, input_shape, weight, grad_output, stride, padding, dila
         nd, input_shape, weight.shape, stride, padding, dilation, groups, mode,
         input_name="input_shape",
     )  # fmt: skip
-    _check_grad_output(grad_output, plan)
+    check_grad_output(grad_output, plan)
     compute, result = result_dtypes(weight, grad_output)
     if plan.batch == 0:
         return np.zeros(input_shape, dtype=result)
@@ -95,7 +83,7 @@ def _conv_input_grad(nd, input_shape, weight, grad_output, stride, padding, dila
     gx5 = algorithm.input_grad(
         plan, weight.reshape(plan.weight5), grad_output.reshape(plan.output5), compute
     )
-    return _finish(gx5, input_shape, result)
+    return to_caller(gx5, input_shape, result)
 
 
 def _conv_weight_grad(nd, x, weight_shape, grad_output, stride, padding, dilation, groups, mode):
@@ -106,7 +94,7 @@ def _conv_weight_grad(nd, x, weight_shape, grad_output, stride, padding, dilatio
         nd, x.shape, weight_shape, stride, padding, dilation, groups, mode,
         weight_name="weight_shape",
     )  # fmt: skip
-    _check_grad_output(grad_output, plan)
+    check_grad_output(grad_output, plan)
     compute, result = result_dtypes(x, grad_output)
     if plan.batch == 0:
         return np.zeros(weight_shape, dtype=result)
@@ -114,7 +102,7 @@ def _conv_weight_grad(nd, x, weight_shape, grad_output, stride, padding, dilatio
     gw5 = algorithm.weight_grad(
         plan, x.reshape(plan.input5), grad_output.reshape(plan.output5), compute
     )
-    return _finish(gw5, weight_shape, result)
+    return to_caller(gw5, weight_shape, result)
 
 
 # --------------------------------------------------------------------------- docs

@@ -4,35 +4,30 @@ from __future__ import annotations
 
 import numpy as np
 
-from .plan import PlaneMap
+from .._params import check_grad_output, kernel_array
+
+__all__ = [
+    "SHAPES",
+    "as_planes",
+    "as_rows",
+    "check_grad_output",
+    "check_indices",
+    "finish",
+    "public",
+]
 
 # Docstring shape notation per rank: (input dims, output dims).
 SHAPES = {1: ("L", "L_out"), 2: ("H, W", "H_out, W_out"), 3: ("D, H, W", "D_out, H_out, W_out")}
 
 
 def as_planes(a: np.ndarray, planes: int, spatial, dtype) -> np.ndarray:
-    """``a`` as a writable C-contiguous ``(planes, D, H, W)`` array of ``dtype``.
-
-    Read-only caller arrays are copied: a read-only view would compile a second
-    kernel signature, and kernels never write their inputs anyway.
-    """
-    view = a.reshape(planes, *spatial)
-    if view.dtype == dtype and view.flags.c_contiguous and view.flags.writeable:
-        return view
-    return np.array(view, dtype=dtype, order="C")
+    """``a`` as a writable C-contiguous ``(planes, D, H, W)`` array of ``dtype``."""
+    return kernel_array(a, (planes, *spatial), dtype)
 
 
 def as_rows(a: np.ndarray, planes: int, dtype) -> np.ndarray:
     """``a`` as a writable C-contiguous ``(planes, elements)`` array of ``dtype``."""
     return as_planes(a, planes, (a.size // max(planes, 1),), dtype)
-
-
-def check_grad_output(grad_output: np.ndarray, plan: PlaneMap) -> None:
-    if grad_output.shape != plan.output_shape:
-        raise ValueError(
-            f"grad_output must have the forward output's shape {plan.output_shape};"
-            f" got {grad_output.shape}"
-        )
 
 
 def check_indices(indices, shape, planes: int, plane_size: int, name: str = "indices"):
