@@ -10,8 +10,8 @@ from typing import ClassVar
 
 import numba
 
-from numconv.bench import suite
-from numconv.bench.runner import applies, run
+from numconv.bench.ops import applies, torch_op
+from numconv.bench.runner import run
 
 from .common import THREADS, cases, torch_or_skip
 
@@ -27,8 +27,9 @@ class _Ratio:
     def setup(self, name, op):
         self.torch = torch_or_skip()
         numba.set_num_threads(THREADS)
-        if not applies(self.CASES[name], op):
-            raise NotImplementedError
+        case = self.CASES[name]
+        if not applies(case, op) or torch_op(self.torch, case, op, *case.arrays()) is None:
+            raise NotImplementedError  # no such op, or no PyTorch counterpart
 
     def track_speed_ratio(self, name, op):
         (row,) = run([self.CASES[name]], ops=(op,), repeats=5, torch=self.torch)
@@ -38,10 +39,29 @@ class _Ratio:
 
 
 class ConvolutionVsTorch(_Ratio):
-    CASES = cases(suite.PERFORMANCE_SUITE, suite.QUICK_SUITE)
+    CASES = cases("performance")
     params = (list(CASES), ["fwd", "dx", "dw"])
 
 
 class PoolingVsTorch(_Ratio):
-    CASES = cases(suite.POOLING_SUITE, suite.QUICK_POOLING_SUITE)
+    CASES = cases("pooling")
+    params = (list(CASES), ["fwd", "dx"])
+
+
+class PoolingVariantsVsTorch(_Ratio):
+    """Min pooling against PyTorch's -max_pool(-x); LP and unpool backward via autograd."""
+
+    CASES = cases("pooling-variants")
+    params = (list(CASES), ["fwd", "dx"])
+
+
+class TransposedConvolutionVsTorch(_Ratio):
+    CASES = cases("transpose")
+    params = (list(CASES), ["fwd", "dx", "dw"])
+
+
+class UnfoldFoldVsTorch(_Ratio):
+    """2-d only: PyTorch has no 3-d unfold or fold."""
+
+    CASES = cases("unfold")
     params = (list(CASES), ["fwd", "dx"])

@@ -16,9 +16,11 @@ def quick() -> bool:
     return os.environ.get("NUMCONV_BENCH_SUITE", "performance") == "quick"
 
 
-def cases(full, small) -> dict:
-    """The named cases of ``full``, or of ``small`` in a quick run."""
-    return {case.name: case for case in (small if quick() else full)}
+def cases(suite_name: str) -> dict:
+    """The named cases of a suite of :data:`numconv.bench.suite.SUITES` (small ones if quick)."""
+    from numconv.bench.suite import suite_cases
+
+    return {case.name: case for case in suite_cases(suite_name, quick())}
 
 
 def torch_or_skip():

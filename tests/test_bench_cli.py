@@ -10,9 +10,8 @@ import sys
 import pytest
 
 import numconv
-import numconv.functional as F
 from numconv._params import plan_conv
-from numconv.bench.suite import PERFORMANCE_SUITE, POOLING_SUITE, QUICK_POOLING_SUITE
+from numconv.bench.suite import PERFORMANCE_SUITE, SUITES, suite_cases
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(numconv.__file__)))
 
@@ -54,19 +53,30 @@ def test_bench_rejects_unknown_ops(tmp_path):
 def test_pooling_suite_with_torch(tmp_path):
     pytest.importorskip("torch")
     out = tmp_path / "bench.json"
-    run_bench(tmp_path, "--suite", "quick-pooling", "--json", str(out))
+    run_bench(tmp_path, "--suite", "pooling", "--json", str(out))
     rows = json.loads(out.read_text())["rows"]
     assert {(r["case"], r["op"]) for r in rows} == {
-        (case.name, op) for case in QUICK_POOLING_SUITE for op in ("fwd", "dx")
-    }  # no weight gradient for pooling
+        (case.name, op) for case in SUITES["pooling"][True] for op in ("fwd", "dx")
+    }  # --quick's small shapes; no weight gradient for pooling
     assert all(r["ratio"] > 0 and r["gflops"] is None for r in rows)
 
 
-def test_pooling_suite_output_sizes_match_the_library():
-    for case in POOLING_SUITE + QUICK_POOLING_SUITE:
-        x, gy = case.arrays()
-        y = getattr(F, f"{case.kind}_pool{case.nd}d")(x, **case.kwargs)
-        assert y.shape == gy.shape == (case.batch, case.channels, *case.out_spatial)
+def test_all_suites_with_torch(tmp_path):
+    """Every suite runs; the only row without a PyTorch time is 3-d unfold/fold."""
+    pytest.importorskip("torch")
+    out = tmp_path / "bench.json"
+    run_bench(tmp_path, "--suite", "all", "--ops", "fwd,dx", "--json", str(out))
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["case"] for r in rows[::2]] == [case.name for case in suite_cases("all", True)]
+    without_torch = {r["case"] for r in rows if r["torch_ms"] is None}
+    assert without_torch == {c.name for c in suite_cases("unfold", True) if c.nd != 2}
+
+
+def test_quick_suites_are_small_twins():
+    """Each suite has small shapes of every kind its full version has."""
+    for full, small in SUITES.values():
+        assert small and {type(c) for c in small} == {type(c) for c in full}
+        assert {getattr(c, "kind", None) for c in small} == {getattr(c, "kind", None) for c in full}
 
 
 def test_suite_flops_match_the_library_plan():

@@ -16,96 +16,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .. import functional as F
-from .suite import ConvCase, PoolCase
-
-# fwd: forward; dx: input gradient (a pooling's backward); dw: weight and bias
-# gradients (convolution only).
-OPS = ("fwd", "dx", "dw")
-
-
-def applies(case, op: str) -> bool:
-    """Whether ``op`` exists for ``case`` (pooling has no weight gradient)."""
-    return not (isinstance(case, PoolCase) and op == "dw")
-
-
-def numconv_op(case, op: str, *arrays):
-    """A zero-argument callable running ``op`` on ``case.arrays()``."""
-    if isinstance(case, PoolCase):
-        return _numconv_pool_op(case, op, *arrays)
-    return _numconv_conv_op(case, op, *arrays)
-
-
-def torch_op(torch, case, op: str, *arrays):
-    """The same op through PyTorch's ATen kernels directly (no autograd overhead)."""
-    if isinstance(case, PoolCase):
-        return _torch_pool_op(torch, case, op, *arrays)
-    return _torch_conv_op(torch, case, op, *arrays)
-
-
-def _numconv_pool_op(case: PoolCase, op: str, x, gy):
-    name = f"{case.kind}_pool{case.nd}d"
-    forward, backward = getattr(F, name), getattr(F, f"{name}_backward")
-    if op == "fwd":
-        return lambda: forward(x, **case.kwargs)
-    if case.kind == "max":  # backward from the forward's indices, as the layers do
-        _, indices = forward(x, **case.kwargs, return_indices=True)
-        return lambda: backward(gy, x, **case.kwargs, indices=indices)
-    return lambda: backward(gy, x, **case.kwargs)
-
-
-def _torch_pool_op(torch, case: PoolCase, op: str, x, gy):
-    tx, tgy = torch.from_numpy(x), torch.from_numpy(gy)
-    nd, aten, kw = case.nd, torch.ops.aten, case.kwargs
-    if case.kind == "adaptive_avg":
-        forward = getattr(torch.nn.functional, f"adaptive_avg_pool{nd}d")
-        if op == "fwd":
-            return lambda: forward(tx, kw["output_size"])
-        backward = getattr(aten, f"_adaptive_avg_pool{nd}d_backward")
-        return lambda: backward(tgy, tx)
-    k, s, p = ([kw[key]] * nd for key in ("kernel_size", "stride", "padding"))
-    if case.kind == "max":
-        forward = getattr(aten, f"max_pool{nd}d_with_indices")
-        if op == "fwd":
-            return lambda: forward(tx, k, s, p, [1] * nd, False)
-        _, indices = forward(tx, k, s, p, [1] * nd, False)
-        backward = getattr(aten, f"max_pool{nd}d_with_indices_backward")
-        return lambda: backward(tgy, tx, k, s, p, [1] * nd, False, indices)
-    if op == "fwd":
-        forward = getattr(aten, f"avg_pool{nd}d")
-        return lambda: forward(tx, k, s, p, False, True, None)
-    backward = getattr(aten, f"avg_pool{nd}d_backward")
-    return lambda: backward(tgy, tx, k, s, p, False, True, None)
-
-
-def _numconv_conv_op(case: ConvCase, op: str, x, w, b, gy):
-    """A zero-argument callable running ``op`` (dw includes the bias gradient)."""
-    nd, kw = case.nd, case.kwargs
-    if op == "fwd":
-        f = getattr(F, f"conv{nd}d")
-        return lambda: f(x, w, b, **kw)
-    if op == "dx":
-        f = getattr(F, f"conv{nd}d_input_grad")
-        return lambda: f(x.shape, w, gy, **kw)
-    if op == "dw":
-        f = getattr(F, f"conv{nd}d_weight_grad")
-        return lambda: (f(x, w.shape, gy, **kw), F.conv_bias_grad(gy))
-    raise ValueError(f"op must be one of {OPS}; got {op!r}")
-
-
-def _torch_conv_op(torch, case: ConvCase, op: str, x, w, b, gy):
-    tx, tw, tb, tgy = (torch.from_numpy(a) for a in (x, w, b, gy))
-    nd = case.nd
-    stride, padding, dilation = [case.stride] * nd, [case.padding] * nd, [case.dilation] * nd
-    if op == "fwd":
-        conv = getattr(torch.nn.functional, f"conv{nd}d")
-        return lambda: conv(tx, tw, tb, stride, padding, dilation, case.groups)
-    mask = [True, False, False] if op == "dx" else [False, True, True]
-    backward = torch.ops.aten.convolution_backward
-    return lambda: backward(
-        tgy, tx, tw, [case.out_channels], stride, padding, dilation,
-        False, [0] * nd, case.groups, mask,
-    )  # fmt: skip
+from .ops import OPS, applies, numconv_op, torch_op
 
 
 def optional_torch(threads: int):
@@ -159,7 +70,7 @@ def run(cases, ops=OPS, repeats: int = 5, torch=None, progress=None) -> list[Row
             if progress:
                 progress(f"{case.name} {op}")
             ours = numconv_op(case, op, *arrays)
-            theirs = torch_op(torch, case, op, *arrays) if torch is not None else None
+            theirs = None if torch is None else torch_op(torch, case, op, *arrays)
             ours()  # warm-up: Numba compilation and caches
             if theirs:
                 theirs()

@@ -1,4 +1,9 @@
-"""The named shapes of PERFORMANCE.md and the pooling issue, shared by the CLI and asv."""
+"""The named shape suites of numconv's benchmarks, shared by the CLI and asv.
+
+PERFORMANCE.md's convolution layers, the pooling issue's three cases, the
+other pooling ops, transposed convolution and unfold/fold; each suite has a
+small twin for ``--quick`` runs and CI.
+"""
 
 from __future__ import annotations
 
@@ -58,8 +63,39 @@ class ConvCase:
 
 
 @dataclass(frozen=True)
+class TransposeCase(ConvCase):
+    """A transposed convolution: the transpose of the convolution the fields describe.
+
+    It maps ``gy``-shaped inputs (``out_spatial``) back to ``x``-shaped outputs
+    (``spatial``), with the same weight; ``output_padding`` makes the sizes exact.
+    """
+
+    @property
+    def output_padding(self) -> tuple[int, ...]:
+        e = self.dilation * (self.kernel - 1) + 1
+        return tuple(
+            n - ((o - 1) * self.stride - 2 * self.padding + e)
+            for n, o in zip(self.spatial, self.out_spatial, strict=True)
+        )
+
+
+@dataclass(frozen=True)
+class UnfoldCase(ConvCase):
+    """unfold (im2col) of ``x`` for a ``kernel``-sized window, and fold, its adjoint."""
+
+    flops = None  # data movement only
+
+
+POOL_KINDS = ("max", "min", "avg", "lp", "adaptive_avg", "adaptive_max", "unpool")
+
+
+@dataclass(frozen=True)
 class PoolCase:
-    """One pooling problem on ``(N, C, *spatial)``: ``kind`` is max, avg or adaptive_avg."""
+    """One pooling problem on ``(N, C, *spatial)``; ``kind`` is one of ``POOL_KINDS``.
+
+    For ``unpool`` the timed op is ``max_unpool`` of a max pooling of ``x`` with
+    this window, back to ``spatial``.
+    """
 
     name: str
     kind: str
@@ -70,24 +106,40 @@ class PoolCase:
     stride: int | None = None
     padding: int = 0
     output_size: int = 1  # adaptive pooling only
+    norm_type: float = 2.0  # LP pooling only
+
+    def __post_init__(self):
+        if self.kind not in POOL_KINDS:
+            raise ValueError(f"kind must be one of {POOL_KINDS}; got {self.kind!r}")
 
     @property
     def nd(self) -> int:
         return len(self.spatial)
 
     @property
+    def adaptive(self) -> bool:
+        return self.kind.startswith("adaptive")
+
+    @property
     def kwargs(self) -> dict:
-        if self.kind == "adaptive_avg":
+        if self.adaptive:
             return dict(output_size=self.output_size)
         stride = self.kernel if self.stride is None else self.stride
+        if self.kind == "lp":  # LP pooling has no padding
+            return dict(norm_type=self.norm_type, kernel_size=self.kernel, stride=stride)
         return dict(kernel_size=self.kernel, stride=stride, padding=self.padding)
 
     @property
-    def out_spatial(self) -> tuple[int, ...]:
-        if self.kind == "adaptive_avg":
+    def pooled_spatial(self) -> tuple[int, ...]:
+        """The pooling's output size (for unpool: the size it unpools from)."""
+        if self.adaptive:
             return (self.output_size,) * self.nd
         stride = self.kernel if self.stride is None else self.stride
         return tuple((n + 2 * self.padding - self.kernel) // stride + 1 for n in self.spatial)
+
+    @property
+    def out_spatial(self) -> tuple[int, ...]:
+        return self.spatial if self.kind == "unpool" else self.pooled_spatial
 
     flops = None  # memory-bound: GFLOP/s would mislead
 
@@ -140,27 +192,53 @@ QUICK_POOLING_SUITE = (
     PoolCase("global_avg_small", "adaptive_avg", 2, 128, (7, 7)),
 )
 
+# The other pooling ops, each on a shape where a network would use it: min
+# pooling as the stem's max pooling, LP pooling as a 2×2 average, adaptive
+# max pooling to a classifier's 7×7 input, and max unpooling (a SegNet-style
+# decoder) back from a 2×2 max pooling.
+POOLING_VARIANTS_SUITE = (
+    PoolCase("minpool3x3_s2", "min", 8, 64, (112, 112), 3, stride=2, padding=1),
+    PoolCase("lppool2x2_28", "lp", 8, 256, (28, 28), 2),
+    PoolCase("adaptive_max_14to7", "adaptive_max", 8, 512, (14, 14), output_size=7),
+    PoolCase("unpool2x2_56", "unpool", 8, 64, (56, 56), 2),
+)
+
+QUICK_POOLING_VARIANTS_SUITE = (
+    PoolCase("minpool3x3_small", "min", 2, 16, (56, 56), 3, stride=2, padding=1),
+    PoolCase("lppool2x2_small", "lp", 2, 64, (28, 28), 2),
+    PoolCase("adaptive_max_small", "adaptive_max", 2, 64, (14, 14), output_size=7),
+    PoolCase("unpool2x2_small", "unpool", 2, 16, (28, 28), 2),
+)
+
 # Transposed convolution: each case names the convolution whose transpose is
 # timed, so its output gradient's shape is the transposed input (a decoder's
 # stride-2 upsampling from 28² to 56², and a 2×2 "unpooling" one).
 TRANSPOSE_SUITE = (
-    ConvCase("up3x3_s2", 8, 64, (56, 56), 128, 3, stride=2, padding=1),
-    ConvCase("up2x2_s2", 8, 64, (56, 56), 128, 2, stride=2),
+    TransposeCase("up3x3_s2", 8, 64, (56, 56), 128, 3, stride=2, padding=1),
+    TransposeCase("up2x2_s2", 8, 64, (56, 56), 128, 2, stride=2),
 )
 
-QUICK_TRANSPOSE_SUITE = (ConvCase("up3x3_small", 2, 16, (28, 28), 32, 3, stride=2, padding=1),)
+QUICK_TRANSPOSE_SUITE = (TransposeCase("up3x3_small", 2, 16, (28, 28), 32, 3, stride=2, padding=1),)
 
 # unfold/fold (im2col/col2im) of a 3×3 "same" convolution's input.
 UNFOLD_SUITE = (
-    ConvCase("im2col3x3_28", 8, 64, (28, 28), 1, 3, padding=1),
-    ConvCase("im2col3x3_vol", 2, 16, (8, 28, 28), 1, 3, padding=1),
+    UnfoldCase("im2col3x3_28", 8, 64, (28, 28), 1, 3, padding=1),
+    UnfoldCase("im2col3x3_vol", 2, 16, (8, 28, 28), 1, 3, padding=1),
 )
 
-QUICK_UNFOLD_SUITE = (ConvCase("im2col3x3_small", 2, 16, (14, 14), 1, 3, padding=1),)
+QUICK_UNFOLD_SUITE = (UnfoldCase("im2col3x3_small", 2, 16, (14, 14), 1, 3, padding=1),)
 
+# name -> (full shapes, small shapes for --quick and CI's smoke run).
 SUITES = {
-    "performance": PERFORMANCE_SUITE,
-    "quick": QUICK_SUITE,
-    "pooling": POOLING_SUITE,
-    "quick-pooling": QUICK_POOLING_SUITE,
+    "performance": (PERFORMANCE_SUITE, QUICK_SUITE),
+    "pooling": (POOLING_SUITE, QUICK_POOLING_SUITE),
+    "pooling-variants": (POOLING_VARIANTS_SUITE, QUICK_POOLING_VARIANTS_SUITE),
+    "transpose": (TRANSPOSE_SUITE, QUICK_TRANSPOSE_SUITE),
+    "unfold": (UNFOLD_SUITE, QUICK_UNFOLD_SUITE),
 }
+
+
+def suite_cases(name: str, quick: bool = False) -> tuple:
+    """The cases of suite ``name`` (``"all"``: every suite), small ones if ``quick``."""
+    names = list(SUITES) if name == "all" else [name]
+    return tuple(case for n in names for case in SUITES[n][quick])
