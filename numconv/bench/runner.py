@@ -48,6 +48,24 @@ def gemm_ceiling(size: int = 2048, repeats: int = 3) -> float:
     return 2 * size**3 / best / 1e9
 
 
+def _warm_up(fn, calls: int = 10, budget: float = 0.25) -> None:
+    """Call ``fn`` until it has run ``calls`` times or for ``budget`` seconds (at least once).
+
+    The first call compiles (Numba) or fills caches. The further calls bring
+    the process's allocator to its steady state: glibc serves the first few
+    large blocks of a repeated size with fresh mmap'd pages, so page faults
+    make them several times slower (PyTorch's max-pool backward: ~7 ms for
+    its first ~9 calls in a process, ~1.7 ms after). A user's loop runs in the
+    steady state, so the timings should too.
+    """
+    start = time.perf_counter()
+    fn()
+    for _ in range(calls - 1):
+        if time.perf_counter() - start > budget:
+            break
+        fn()
+
+
 @dataclass
 class Row:
     case: str
@@ -71,9 +89,9 @@ def run(cases, ops=OPS, repeats: int = 5, torch=None, progress=None) -> list[Row
                 progress(f"{case.name} {op}")
             ours = numconv_op(case, op, *arrays)
             theirs = None if torch is None else torch_op(torch, case, op, *arrays)
-            ours()  # warm-up: Numba compilation and caches
+            _warm_up(ours)
             if theirs:
-                theirs()
+                _warm_up(theirs)
             t_ours, t_theirs = [], []
             for _ in range(repeats):
                 t_ours.append(_time(ours))
