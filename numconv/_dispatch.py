@@ -4,32 +4,47 @@
 :mod:`numconv._algorithms`). New algorithms are registered in ``ALGORITHMS``
 and chosen in ``select``; the public API never changes. Tests pin each path
 with :func:`forced`.
+
+The rule, from measurements recorded in ``docs/performance.md``:
+
+- depthwise convolutions (one channel per group) -> ``depthwise``;
+- windows of at least :data:`GEMM_MIN_DEPTH` values per output channel
+  (``C_in/groups · ∏kernel``) -> ``gemm``: BLAS then runs long enough products
+  to pay for the column copy;
+- anything else (tiny windows: 1-d kernels over few channels) -> ``direct``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 
-from ._algorithms import direct
+from ._algorithms import depthwise, direct, gemm
 from ._params import ConvPlan
 
-ALGORITHMS = {direct.NAME: direct}
+ALGORITHMS = {module.NAME: module for module in (direct, gemm, depthwise)}
 OPS = ("forward", "input_grad", "weight_grad")
+
+GEMM_MIN_DEPTH = 16
 
 _forced: str | None = None
 
 
 def select(op: str, plan: ConvPlan, dtype):
     """Return the algorithm module that computes ``op`` for ``plan`` in ``dtype``."""
-    if _forced is not None:
+    if _forced is not None and ALGORITHMS[_forced].applies(plan):
         return ALGORITHMS[_forced]
-    return direct  # the only algorithm so far; selection by shape goes here
+    if depthwise.applies(plan):
+        return depthwise
+    if plan.in_channels // plan.groups * math.prod(plan.kernel) >= GEMM_MIN_DEPTH:
+        return gemm
+    return direct
 
 
 @contextlib.contextmanager
 def forced(name: str) -> Iterator[None]:
-    """Run every convolution in the block with algorithm ``name`` (for tests)."""
+    """Run every convolution in the block with algorithm ``name`` where it applies (tests)."""
     global _forced
     if name not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {name!r}; known: {sorted(ALGORITHMS)}")

@@ -25,3 +25,17 @@ def torch():
     torch = pytest.importorskip("torch")
     torch.set_num_threads(2)
     return torch
+
+
+# Written out, not read from the dispatch, so that a new algorithm fails
+# test_conv_algorithms until it is added here (and so tested).
+CONV_ALGORITHMS = ["direct", "gemm", "depthwise"]
+
+
+@pytest.fixture(scope="module", params=CONV_ALGORITHMS)
+def each_algorithm(request):
+    """Run a module's tests once per convolution algorithm, forced in the dispatch."""
+    from numconv import _dispatch
+
+    with _dispatch.forced(request.param):
+        yield request.param

@@ -11,6 +11,9 @@ import numconv.functional as F
 
 MODES = ["zeros", "reflect", "replicate", "circular"]
 
+# Every test here runs once per algorithm of the dispatch (where it applies).
+pytestmark = pytest.mark.usefixtures("each_algorithm")
+
 
 # ----------------------------------------------------------------- seeds' examples
 def test_d2l_cross_correlation():

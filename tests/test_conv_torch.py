@@ -14,6 +14,9 @@ import numconv.functional as F
 
 MODES = ["zeros", "reflect", "replicate", "circular"]
 
+# Every test here runs once per algorithm of the dispatch (where it applies).
+pytestmark = pytest.mark.usefixtures("each_algorithm")
+
 
 def run_numconv(x, w, b, gy, stride, padding, dilation, groups, mode):
     nd = w.ndim - 2

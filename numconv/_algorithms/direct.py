@@ -17,6 +17,11 @@ from ..kernels.direct import conv_forward, conv_input_grad, conv_weight_grad
 NAME = "direct"
 
 
+def applies(plan: ConvPlan) -> bool:
+    """Every convolution."""
+    return True
+
+
 def _grouped_weight(w5: np.ndarray, groups: int, dtype, swap: bool) -> np.ndarray:
     """``(C_out, Cgi, KD, KH, KW)`` -> ``(G, KD, KH, KW, Cgi, Cgo)`` (last two swapped if ``swap``).
 

@@ -1,0 +1,132 @@
+"""The dispatch's algorithms: each one forced, on shapes that exercise its own edges.
+
+The torch and reference test modules already run once per algorithm (the
+``each_algorithm`` fixture); this module covers what is particular to one:
+the GEMM algorithm's tiles (a tile may be a single output row, and tile edges
+cut windows in col2im), and the registry itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import assert_close
+from naive import conv as naive_conv
+
+import numconv.functional as F
+from numconv import _dispatch
+from numconv._algorithms import depthwise as _depthwise
+from numconv._algorithms import gemm
+
+
+def test_every_algorithm_is_tested_by_the_fixture():
+    from conftest import CONV_ALGORITHMS
+
+    assert sorted(CONV_ALGORITHMS) == sorted(_dispatch.ALGORITHMS)
+
+
+def test_unknown_algorithm_is_refused():
+    with pytest.raises(ValueError, match="unknown algorithm"):
+        with _dispatch.forced("winograd-by-hand"):
+            pass
+
+
+def _all_three(x, w, b, gy, **kw):
+    nd = w.ndim - 2
+    return (
+        getattr(F, f"conv{nd}d")(x, w, b, **kw),
+        getattr(F, f"conv{nd}d_input_grad")(x.shape, w, gy, **kw),
+        getattr(F, f"conv{nd}d_weight_grad")(x, w.shape, gy, **kw),
+    )
+
+
+@pytest.mark.parametrize("tile_bytes", [1, 700, 5000, 1 << 30])
+@pytest.mark.parametrize(
+    "shape, c_out, kernel, kw",
+    [
+        ((3, 4, 7, 9), 6, (3, 3), dict(stride=1, padding=1)),
+        ((2, 4, 9, 8), 6, (3, 2), dict(stride=(2, 1), padding=(1, 0), dilation=2, groups=2)),
+        ((2, 2, 5, 6, 7), 4, (2, 3, 2), dict(stride=(1, 2, 1), padding=1, groups=2)),
+        ((2, 3, 13), 4, (5,), dict(stride=3, padding="same", padding_mode="circular")),
+    ],
+)
+def test_gemm_tiles_of_any_size_match_the_direct_algorithm(monkeypatch, rng, tile_bytes,
+                                                           shape, c_out, kernel, kw):  # fmt: skip
+    """One output row per tile up to one tile for all: tile edges change nothing."""
+    groups = kw.get("groups", 1)
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((c_out, shape[1] // groups, *kernel))
+    b = rng.standard_normal(c_out)
+    y = getattr(F, f"conv{len(kernel)}d")(x, w, b, **kw)
+    gy = rng.standard_normal(y.shape)
+    with _dispatch.forced("direct"):
+        expected = _all_three(x, w, b, gy, **kw)
+    monkeypatch.setattr(gemm, "TILE_BYTES", tile_bytes)
+    with _dispatch.forced("gemm"):
+        got = _all_three(x, w, b, gy, **kw)
+    for g, e in zip(got, expected, strict=True):
+        assert_close(g, e, np.float64)
+
+
+def test_gemm_scratch_stays_within_twice_input_plus_output(monkeypatch, rng):
+    """A call whose columns would be 9x its input gets tiles, not one big im2col."""
+    seen = []
+    real = gemm.gather_columns
+
+    def spy(xp, cols, *args):
+        seen.append(cols.nbytes)
+        return real(xp, cols, *args)
+
+    monkeypatch.setattr(gemm, "gather_columns", spy)
+    monkeypatch.setattr(gemm, "TILE_BYTES", 1 << 30)  # only the memory bound limits tiles
+    x = rng.standard_normal((2, 8, 20, 20)).astype(np.float32)
+    w = rng.standard_normal((2, 8, 3, 3)).astype(np.float32)
+    with _dispatch.forced("gemm"):
+        y = F.conv2d(x, w, padding=1)
+    assert len(seen) > 1
+    assert max(seen) <= 2 * (x.nbytes + y.nbytes)
+    assert_close(y, naive_conv(x, w, None, 1, 1, 1, 1, "zeros"), np.float32)
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "circular"])
+@pytest.mark.parametrize(
+    "shape, kernel, kw",
+    [
+        ((2, 5, 8, 9), (3, 3), dict(stride=1, padding=1)),
+        ((1, 7, 11, 10), (3, 2), dict(stride=(2, 3), padding=(2, 1), dilation=(2, 1))),
+        ((3, 4, 19), (5,), dict(stride=2, padding="same")),
+        ((1, 3, 5, 6, 7), (2, 3, 2), dict(stride=(1, 2, 1), padding=1, dilation=(2, 1, 1))),
+    ],
+)
+def test_depthwise_matches_the_direct_algorithm(rng, mode, shape, kernel, kw):
+    channels = shape[1]
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((channels, 1, *kernel))
+    b = rng.standard_normal(channels)
+    kw = dict(kw, groups=channels, padding_mode=mode)
+    y = getattr(F, f"conv{len(kernel)}d")(x, w, b, **kw)
+    gy = rng.standard_normal(y.shape)
+    assert _dispatch.select("forward", _plan(x, w, kw), np.float64) is _depthwise
+    with _dispatch.forced("direct"):
+        expected = _all_three(x, w, b, gy, **kw)
+    got = _all_three(x, w, b, gy, **kw)
+    for g, e in zip(got, expected, strict=True):
+        assert_close(g, e, np.float64)
+
+
+def test_depthwise_does_not_take_channel_multipliers(rng):
+    """groups == C_in but C_out = 2·C_in: the depthwise kernels do not apply."""
+    x = rng.standard_normal((1, 3, 6, 6))
+    w = rng.standard_normal((6, 1, 3, 3))
+    kw = dict(groups=3)
+    assert not _depthwise.applies(_plan(x, w, kw))
+    with _dispatch.forced("depthwise"):  # falls back to the shape rule
+        got = F.conv2d(x, w, **kw)
+    assert_close(got, naive_conv(x, w, None, 1, 0, 1, 3, "zeros"), np.float64)
+
+
+def _plan(x, w, kw):
+    from numconv._params import plan_conv
+
+    kw = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "padding_mode": "zeros", **kw}
+    return plan_conv(w.ndim - 2, x.shape, w.shape, **kw)
