@@ -130,3 +130,41 @@ def _plan(x, w, kw):
 
     kw = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "padding_mode": "zeros", **kw}
     return plan_conv(w.ndim - 2, x.shape, w.shape, **kw)
+
+
+@pytest.mark.parametrize("tile_bytes", [1, 1 << 30])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_gemm_pointwise_path_matches_the_direct_algorithm(monkeypatch, rng, tile_bytes, batch):
+    """1×1 stride-1 convolutions skip the column copy; batch 1 and 3 split differently."""
+    x = rng.standard_normal((batch, 5, 6, 7))
+    w = rng.standard_normal((4, 5, 1, 1))
+    b = rng.standard_normal(4)
+    y = F.conv2d(x, w, b)
+    gy = rng.standard_normal(y.shape)
+    with _dispatch.forced("direct"):
+        expected = _all_three(x, w, b, gy)
+    monkeypatch.setattr(gemm, "TILE_BYTES", tile_bytes)
+    with _dispatch.forced("gemm"):
+        assert gemm._pointwise(_plan(x, w, {}))
+        got = _all_three(x, w, b, gy)
+    for g, e in zip(got, expected, strict=True):
+        assert_close(g, e, np.float64)
+
+
+@pytest.mark.parametrize(
+    "x_shape, w_shape, groups, expected",
+    [
+        ((8, 256, 28, 28), (256, 1, 3, 3), 256, {"depthwise"}),
+        ((64, 3, 32, 32), (32, 3, 3, 3), 1, {"direct", "gemm"}),  # fwd/dw direct, dx gemm
+        ((8, 64, 56, 56), (64, 64, 3, 3), 1, {"gemm"}),
+        ((8, 256, 28, 28), (64, 256, 1, 1), 1, {"gemm"}),
+        ((2, 4, 50), (4, 4, 3), 1, {"direct"}),
+        ((1, 6, 8, 8), (12, 1, 3, 3), 6, {"direct"}),  # channel multiplier 2, depth 9
+    ],
+)
+def test_selection_rule(x_shape, w_shape, groups, expected):
+    plan = _plan(np.empty(x_shape), np.empty(w_shape), dict(groups=groups))
+    chosen = {op: _dispatch.select(op, plan, np.float32).NAME for op in _dispatch.OPS}
+    assert set(chosen.values()) == expected
+    if expected == {"direct", "gemm"}:
+        assert chosen == {"forward": "direct", "input_grad": "gemm", "weight_grad": "direct"}

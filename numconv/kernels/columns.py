@@ -11,16 +11,20 @@ order, the ``cgi`` input channels of group ``g`` the tap reads:
 with ``p = (row − row0)·OW + ow``. Each tap's slice is a contiguous copy of a
 contiguous channel run, which is what lets these loops vectorise. No
 validation here: the caller's plan keeps every index in bounds.
+
+The kernels are serial and release the GIL: the GEMM algorithm runs one per
+worker thread, each on its own tiles, next to single-threaded BLAS calls (see
+:mod:`numconv._algorithms.gemm` for why not Numba's thread pool).
 """
 
 from __future__ import annotations
 
-from numba import njit, prange
+from numba import njit
 
 from .._config import KERNEL_OPTIONS
 
 
-@njit(parallel=True, **KERNEL_OPTIONS)
+@njit(**KERNEL_OPTIONS)
 def gather_columns(xp, cols, row0, g, kernel, stride, dilation, out):  # pragma: no cover
     """Fill ``cols`` (``rows·OW × taps·cgi``) from the padded input ``xp``."""
     kd_n, kh_n, kw_n = kernel
@@ -29,7 +33,10 @@ def gather_columns(xp, cols, row0, g, kernel, stride, dilation, out):  # pragma:
     od_n, oh_n, ow_n = out
     cgi = cols.shape[1] // (kd_n * kh_n * kw_n)
     c0 = g * cgi
-    for r in prange(cols.shape[0] // ow_n):
+    # With every channel and undilated W taps, a window row's KW taps lie side
+    # by side in memory: one copy of KW·C values instead of KW copies of C.
+    run = kw_n * cgi if (dw == 1 and cgi == xp.shape[4]) else 0
+    for r in range(cols.shape[0] // ow_n):
         row = row0 + r
         n = row // (od_n * oh_n)
         od = (row // oh_n) % od_n
@@ -40,6 +47,11 @@ def gather_columns(xp, cols, row0, g, kernel, stride, dilation, out):  # pragma:
             for kd in range(kd_n):
                 for kh in range(kh_n):
                     src_row = xp[n, od * sd + kd * dd, oh * sh + kh * dh]
+                    if run:
+                        src = src_row[ow * sw : ow * sw + kw_n].reshape(run)
+                        dst[t : t + run] = src
+                        t += run
+                        continue
                     for kw in range(kw_n):
                         src = src_row[ow * sw + kw * dw]
                         for ci in range(cgi):
@@ -47,13 +59,13 @@ def gather_columns(xp, cols, row0, g, kernel, stride, dilation, out):  # pragma:
                         t += cgi
 
 
-@njit(parallel=True, **KERNEL_OPTIONS)
+@njit(**KERNEL_OPTIONS)
 def scatter_columns(cols, gxp, row0, g, kernel, stride, dilation, out):  # pragma: no cover
     """Add ``cols`` back where :func:`gather_columns` read it: ``gxp`` += col2im(cols).
 
-    Gather form, so threads never share a target: each padded input row
-    ``(n, id, ih)`` collects, in a fixed tap order, the column entries of the
-    tile's positions that read it.
+    Gather form: each padded input row ``(n, id, ih)`` of the tile's images
+    collects, in a fixed tap order, the column entries of the tile's positions
+    that read it.
     """
     kd_n, kh_n, kw_n = kernel
     sd, sh, sw = stride
@@ -66,7 +78,7 @@ def scatter_columns(cols, gxp, row0, g, kernel, stride, dilation, out):  # pragm
     # The padded input rows of the images the tile touches.
     n_first = row0 // (od_n * oh_n)
     n_last = (row0 + rows - 1) // (od_n * oh_n)
-    for in_row in prange((n_last - n_first + 1) * dp_n * hp_n):
+    for in_row in range((n_last - n_first + 1) * dp_n * hp_n):
         n = n_first + in_row // (dp_n * hp_n)
         i_d = (in_row // hp_n) % dp_n
         i_h = in_row % hp_n
