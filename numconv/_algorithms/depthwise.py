@@ -7,12 +7,12 @@ innermost everywhere: see :mod:`numconv.kernels.depthwise`.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from .._padding import pad_adjoint_channels_last, pad_channels_last
 from .._params import ConvPlan
 from ..kernels.depthwise import depthwise_forward, depthwise_input_grad, depthwise_weight_grad
+from .direct import partial_sum_count, weight_grad_operands
 
 NAME = "depthwise"
 
@@ -43,12 +43,8 @@ def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
 
 
 def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
-    xp = pad_channels_last(x5, plan.pads, plan.padding_mode, dtype)
-    gy = pad_channels_last(gy5, ((0, 0),) * 3, "zeros", dtype)
-    rows = plan.batch * plan.out[0] * plan.out[1]
-    # Chunk count from the shape and thread count only: a fixed summation order.
-    chunks = max(1, min(numba.get_num_threads(), rows))
-    partial = np.zeros((chunks, *plan.kernel, plan.in_channels), dtype=dtype)
+    xp, gy = weight_grad_operands(plan, x5, gy5, dtype)
+    partial = np.zeros((partial_sum_count(plan), *plan.kernel, plan.in_channels), dtype=dtype)
     depthwise_weight_grad(xp, gy, partial, plan.stride, plan.dilation)
     gw = partial.sum(axis=0)  # (KD, KH, KW, C)
     return gw.transpose(3, 0, 1, 2)[:, None]

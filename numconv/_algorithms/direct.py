@@ -51,13 +51,24 @@ def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
     return pad_adjoint_channels_last(gxp, plan.spatial, plan.pads, plan.padding_mode)
 
 
-def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
+def weight_grad_operands(plan: ConvPlan, x5, gy5, dtype):
+    """The padded channels-last input and output gradient a weight-gradient kernel reads."""
     xp = pad_channels_last(x5, plan.pads, plan.padding_mode, dtype)
-    gy = pad_channels_last(gy5, ((0, 0),) * 3, "zeros", dtype)
-    rows = plan.batch * plan.out[0] * plan.out[1]
-    # One partial sum per thread: the chunk count (and so the summation order)
-    # depends only on the shape and the thread count.
-    chunks = max(1, min(numba.get_num_threads(), rows))
+    return xp, pad_channels_last(gy5, ((0, 0),) * 3, "zeros", dtype)
+
+
+def partial_sum_count(plan: ConvPlan) -> int:
+    """One partial weight gradient per thread, at most one per output row.
+
+    The count (and so the summation order) depends only on the shape and the
+    thread count: results are deterministic at a fixed thread count.
+    """
+    return max(1, min(numba.get_num_threads(), plan.batch * plan.out[0] * plan.out[1]))
+
+
+def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
+    xp, gy = weight_grad_operands(plan, x5, gy5, dtype)
+    chunks = partial_sum_count(plan)
     cgi, cgo = plan.in_channels // plan.groups, plan.out_channels // plan.groups
     partial = np.zeros((chunks, plan.groups, *plan.kernel, cgi, cgo), dtype=dtype)
     conv_weight_grad(xp, gy, partial, *plan.stride, *plan.dilation)
