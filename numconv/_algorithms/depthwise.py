@@ -12,7 +12,7 @@ import numpy as np
 from .._padding import pad_adjoint_channels_last, pad_channels_last
 from .._params import ConvPlan
 from ..kernels.depthwise import depthwise_forward, depthwise_input_grad, depthwise_weight_grad
-from .direct import partial_sum_count, weight_grad_operands
+from .common import channels_last, partial_sum_count, weight_grad_operands
 
 NAME = "depthwise"
 
@@ -36,7 +36,7 @@ def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
 
 
 def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
-    gy = pad_channels_last(gy5, ((0, 0),) * 3, "zeros", dtype)
+    gy = channels_last(gy5, dtype)
     gxp = np.zeros((plan.batch, *plan.padded, plan.in_channels), dtype=dtype)
     depthwise_input_grad(gy, _channel_filters(w5, dtype), gxp, plan.stride, plan.dilation)
     return pad_adjoint_channels_last(gxp, plan.spatial, plan.pads, plan.padding_mode)

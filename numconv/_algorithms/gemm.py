@@ -42,6 +42,7 @@ from threadpoolctl import ThreadpoolController
 from .._padding import pad_adjoint_channels_last, pad_channels_last
 from .._params import ConvPlan
 from ..kernels.columns import gather_columns, scatter_columns
+from .common import channels_last, grouped_weight, ungrouped_weight, weight_grad_operands
 
 NAME = "gemm"
 
@@ -63,8 +64,7 @@ def _tile_rows(plan: ConvPlan, dtype, x_elements: int) -> int:
     budget = min(TILE_BYTES, 2 * (x_elements + out_elements) * np.dtype(dtype).itemsize)
     # Each worker holds one tile at a time.
     budget //= max(1, numba.get_num_threads())
-    total_rows = plan.batch * plan.out[0] * plan.out[1]
-    return max(1, min(total_rows, budget // row_bytes))
+    return max(1, min(_total_rows(plan), budget // row_bytes))
 
 
 def _pointwise(plan: ConvPlan) -> bool:
@@ -79,10 +79,7 @@ def _pointwise(plan: ConvPlan) -> bool:
 
 def _weight_matrices(w5: np.ndarray, groups: int, dtype) -> np.ndarray:
     """``(C_out, Cgi, KD, KH, KW)`` -> ``(G, taps·Cgi, Cgo)``, rows in the columns' order."""
-    c_out, cgi, *kernel = w5.shape
-    w6 = w5.reshape(groups, c_out // groups, cgi, *kernel)
-    wm = np.array(w6.transpose(0, 3, 4, 5, 2, 1), dtype=dtype, order="C")
-    return wm.reshape(groups, math.prod(kernel) * cgi, c_out // groups)
+    return grouped_weight(w5, groups, dtype).reshape(groups, -1, w5.shape[0] // groups)
 
 
 def _geometry(plan: ConvPlan):
@@ -138,7 +135,7 @@ def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
 
     def part(bounds):  # writes only its own output rows
         scratch = np.empty((0 if pointwise else tile_rows * ow, taps_cgi), dtype=dtype)
-        product = np.empty((tile_rows * ow, cgo), dtype=dtype)
+        product = np.empty((tile_rows * ow if groups > 1 else 0, cgo), dtype=dtype)
         for row0, rows in _tiles(*bounds, tile_rows):
             cols, p0, p1 = scratch[: rows * ow], row0 * ow, (row0 + rows) * ow
             if pointwise:
@@ -159,7 +156,7 @@ def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
 
 
 def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
-    gy2 = pad_channels_last(gy5, ((0, 0),) * 3, "zeros", dtype).reshape(-1, plan.out_channels)
+    gy2 = channels_last(gy5, dtype).reshape(-1, plan.out_channels)
     wm = _weight_matrices(w5, plan.groups, dtype)
     groups, taps_cgi, cgo = wm.shape
     ow = plan.out[2]
@@ -195,8 +192,8 @@ def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
 
 
 def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
-    xp = pad_channels_last(x5, plan.pads, plan.padding_mode, dtype)
-    gy2 = pad_channels_last(gy5, ((0, 0),) * 3, "zeros", dtype).reshape(-1, plan.out_channels)
+    xp, gy = weight_grad_operands(plan, x5, gy5, dtype)
+    gy2 = gy.reshape(-1, plan.out_channels)
     cgi = plan.in_channels // plan.groups
     groups, cgo = plan.groups, plan.out_channels // plan.groups
     taps_cgi = math.prod(plan.kernel) * cgi
@@ -225,6 +222,4 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
     gw = partials[0]
     for partial in partials[1:]:
         gw += partial
-    # (G, KD·KH·KW·Cgi, Cgo) -> (C_out, Cgi, KD, KH, KW)
-    gw = gw.reshape(groups, *plan.kernel, cgi, cgo).transpose(0, 5, 4, 1, 2, 3)
-    return gw.reshape(plan.out_channels, cgi, *plan.kernel)
+    return ungrouped_weight(gw.reshape(groups, *plan.kernel, cgi, cgo), plan)

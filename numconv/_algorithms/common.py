@@ -1,0 +1,46 @@
+"""Layout helpers every algorithm shares: channels-last operands, grouped weights, partial sums."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .._padding import pad_channels_last
+from .._params import ConvPlan
+
+
+def channels_last(a5: np.ndarray, dtype) -> np.ndarray:
+    """``(N, C, D, H, W)`` -> a fresh C-contiguous ``(N, D, H, W, C)`` of ``dtype`` (no padding)."""
+    return pad_channels_last(a5, ((0, 0),) * 3, "zeros", dtype)
+
+
+def weight_grad_operands(plan: ConvPlan, x5, gy5, dtype):
+    """The padded channels-last input and output gradient a weight gradient reads."""
+    return pad_channels_last(x5, plan.pads, plan.padding_mode, dtype), channels_last(gy5, dtype)
+
+
+def grouped_weight(w5: np.ndarray, groups: int, dtype, swap: bool = False) -> np.ndarray:
+    """``(C_out, Cgi, KD, KH, KW)`` -> ``(G, KD, KH, KW, Cgi, Cgo)`` (last two swapped if ``swap``).
+
+    Always a fresh, writable, C-contiguous copy: a view of a read-only caller
+    array would compile a second (read-only) kernel signature.
+    """
+    c_out, cgi, *kernel = w5.shape
+    w6 = w5.reshape(groups, c_out // groups, cgi, *kernel)
+    axes = (0, 3, 4, 5, 1, 2) if swap else (0, 3, 4, 5, 2, 1)
+    return np.array(w6.transpose(axes), dtype=dtype, order="C")
+
+
+def ungrouped_weight(gw6: np.ndarray, plan: ConvPlan) -> np.ndarray:
+    """Undo :func:`grouped_weight`: ``(G, KD, KH, KW, Cgi, Cgo)`` -> ``(C_out, Cgi, *k)``."""
+    cgi = plan.in_channels // plan.groups
+    return gw6.transpose(0, 5, 4, 1, 2, 3).reshape(plan.out_channels, cgi, *plan.kernel)
+
+
+def partial_sum_count(plan: ConvPlan) -> int:
+    """One partial weight gradient per thread, at most one per output row.
+
+    The count (and so the summation order) depends only on the shape and the
+    thread count: results are deterministic at a fixed thread count.
+    """
+    return max(1, min(numba.get_num_threads(), plan.batch * plan.out[0] * plan.out[1]))
