@@ -14,8 +14,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from numconv._pool.plan import plan_pool
-from numconv._pool.windows import average_divisor, regular_windows
+from numconv._pool.plan import plan_adaptive, plan_pool
+from numconv._pool.windows import _equal_run, adaptive_windows, average_divisor, regular_windows
 from numconv.kernels.pool import window_max, window_mean, window_mean_backward
 
 CONFIGS = [
@@ -69,6 +69,49 @@ def test_mean_paths_agree(rng, kw, include_pad):
         backward.append(gx)
     np.testing.assert_array_equal(forward[0], forward[1])
     np.testing.assert_allclose(backward[0], backward[1], rtol=1e-14, atol=1e-16)
+
+
+def _bins(n, out):
+    o = np.arange(out)
+    start = o * n // out
+    return start, -((-(o + 1) * n) // out) - start
+
+
+def _longest_equal_run_by_search(start, taps):
+    best = 1
+    for lo in range(len(start)):
+        for hi in range(lo + 2, len(start) + 1):
+            if len(set(taps[lo:hi])) == 1 and len(set(np.diff(start[lo:hi]))) == 1:
+                best = max(best, hi - lo)
+    return best
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 7, 10, 13, 14, 23])
+@pytest.mark.parametrize("out", [1, 2, 3, 4, 7, 9, 16])
+def test_adaptive_inner_segment_is_the_longest_equal_run(n, out):
+    start, taps = _bins(n, out)
+    lo, hi, step = _equal_run(start, taps)
+    np.testing.assert_array_equal(taps[lo:hi], taps[lo])
+    np.testing.assert_array_equal(start[lo:hi], start[lo] + step * np.arange(hi - lo))
+    assert hi - lo == _longest_equal_run_by_search(start, taps)
+
+
+@pytest.mark.parametrize(("spatial", "out"), [((9, 14), (4, 7)), ((6, 10), (4, 4)), ((5, 7), 3)])
+def test_adaptive_max_paths_agree(rng, spatial, out):
+    x = rng.integers(0, 3, (3, 1, *spatial)).astype(np.float64)  # many ties
+    x[0, 0, 1, 2] = np.nan
+    plan = plan_adaptive(2, x.shape, out)
+    windows = adaptive_windows(plan)
+    assert windows.inner_w[1] > windows.inner_w[0], "the case must have an inner segment"
+    border_only = dataclasses.replace(windows, inner_w=(0, 0, 1))
+    results = []
+    for w in (windows, border_only):
+        y = np.empty((plan.planes, *plan.out))
+        idx = np.empty(y.shape, np.int64)
+        window_max(x.reshape(plan.planes, *plan.spatial), y, idx, *w.kernel_args())
+        results.append((y, idx))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
 
 
 def test_results_do_not_depend_on_the_thread_count(rng):

@@ -133,6 +133,12 @@ def test_random_configurations_match_torch(torch, config, seed):
     check(torch, x, nd, negate, **kw)
 
 
+def _valid_but_one(shape, bad, dtype=np.int64):
+    indices = np.zeros(shape, dtype)
+    indices.reshape(-1)[-2] = bad
+    return indices
+
+
 BAD = [
     (lambda: F.max_pool2d(np.zeros((1, 1, 6, 6)), 3, padding=2), ValueError, "at most half"),
     (lambda: F.max_pool2d(np.zeros((1, 1, 2, 2)), 3, dilation=2), ValueError, "larger than"),
@@ -151,6 +157,13 @@ BAD = [
                                    indices=np.full((1, 1, 3, 3), -1)), ValueError, "must lie in"),
     (lambda: F.max_pool2d_backward(np.zeros((1, 1, 3, 3)), np.zeros((1, 1, 6, 6)), 2,
                                    indices=np.zeros((1, 1, 3, 3))), TypeError, "integer array"),
+    # One bad index among valid ones, in the last plane: the kernel's own check finds it.
+    (lambda: F.max_pool2d_backward(np.zeros((3, 4, 3, 3)), np.zeros((3, 4, 6, 6)), 2,
+                                   indices=_valid_but_one((3, 4, 3, 3), 36)), ValueError,
+     r"got values in \[0, 36\]"),
+    (lambda: F.max_pool2d_backward(np.zeros((3, 4, 3, 3)), np.zeros((3, 4, 6, 6)), 2,
+                                   indices=_valid_but_one((3, 4, 3, 3), 2**63, np.uint64)),
+     ValueError, r"got values in \[0, 9223372036854775808\]"),
     (lambda: F.max_pool2d_backward(np.zeros((1, 1, 3, 3)), np.zeros((1, 1, 6, 6)), 2,
                                    indices=np.zeros((1, 3, 3), int)), ValueError, "indices must"),
 ]  # fmt: skip

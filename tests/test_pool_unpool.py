@@ -123,6 +123,15 @@ def test_unpool_float32_unbatched_and_empty(rng):
     assert F.max_unpool1d(np.zeros((0, 2, 3)), np.zeros((0, 2, 3), int), 2).shape == (0, 2, 6)
 
 
+def _one_bad_index(shape, bad):
+    """Valid 2×2-pooling indices into a (2·h, 2·w) plane, but one, deep inside the array."""
+    h, w = shape[-2:]
+    rows, cols = np.meshgrid(np.arange(h) * 2, np.arange(w) * 2, indexing="ij")
+    indices = np.broadcast_to(rows * 2 * w + cols, shape).copy()
+    indices[-1, 1, -1, 0] = bad
+    return indices
+
+
 BAD = [
     (lambda: F.max_unpool2d(np.ones((1, 1, 2, 2)), np.full((1, 1, 2, 2), 16), 2),
      ValueError, r"\[0, 16\)"),
@@ -140,6 +149,16 @@ BAD = [
      ValueError, "not positive"),
     (lambda: F.max_unpool2d_backward(np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2)),
                                      np.zeros((1, 1, 2, 2), int), 2), ValueError, "grad_output"),
+    (lambda: F.max_unpool2d(np.ones((2, 3, 2, 2)), _one_bad_index((2, 3, 2, 2), 16), 2),
+     ValueError, r"indices must lie in \[0, 16\)"),
+    (lambda: F.max_unpool2d(np.ones((2, 3, 2, 2)), _one_bad_index((2, 3, 2, 2), -1), 2),
+     ValueError, "indices must lie in"),
+    (lambda: F.max_unpool2d_backward(np.ones((2, 3, 4, 4)), np.ones((2, 3, 2, 2)),
+                                     _one_bad_index((2, 3, 2, 2), 16), 2),
+     ValueError, r"indices must lie in \[0, 16\)"),
+    (lambda: F.max_unpool2d_backward(np.ones((2, 3, 4, 4)), np.ones((2, 3, 2, 2)),
+                                     _one_bad_index((2, 3, 2, 2), -5), 2),
+     ValueError, r"got values in \[-5, "),
     (lambda: F.adaptive_max_pool2d(np.ones((1, 1, 4, 4)), 2, return_indices="yes"), TypeError,
      "return_indices"),
     (lambda: F.adaptive_max_pool2d_backward(np.ones((1, 1, 2, 2)), np.ones((1, 1, 4, 4)), 2,

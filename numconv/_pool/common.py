@@ -11,6 +11,7 @@ __all__ = [
     "as_planes",
     "as_rows",
     "check_grad_output",
+    "check_index_range",
     "check_indices",
     "finish",
     "public",
@@ -30,24 +31,30 @@ def as_rows(a: np.ndarray, planes: int, dtype) -> np.ndarray:
     return as_planes(a, planes, (a.size // max(planes, 1),), dtype)
 
 
-def check_indices(indices, shape, planes: int, plane_size: int, name: str = "indices"):
-    """Validate pooling indices and return them as C-contiguous int64 ``(planes, -1)``.
+def check_indices(indices, shape, planes: int, name: str = "indices"):
+    """Check pooling indices' dtype and shape; return them as C-contiguous int64 ``(planes, -1)``.
 
-    They must be flat positions within one ``(n, c)`` plane of ``plane_size``
-    elements, PyTorch's format; the kernels index with them unchecked.
+    Their range (flat positions within one plane, PyTorch's format) is checked
+    by the kernel that uses them, which reports what it skipped to
+    :func:`check_index_range`.
     """
     indices = np.asarray(indices)
     if indices.dtype.kind not in "iu":
         raise TypeError(f"{name} must be an integer array; got dtype {indices.dtype}")
     if indices.shape != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}; got {indices.shape}")
-    if indices.size and (indices.min() < 0 or indices.max() >= plane_size):
-        raise ValueError(
-            f"{name} must lie in [0, {plane_size}) (flat positions in one {plane_size}-element"
-            f" plane); got values in [{indices.min()}, {indices.max()}]"
-        )
     rows = indices.reshape(planes, indices.size // max(planes, 1))
     return np.ascontiguousarray(rows, dtype=np.int64)
+
+
+def check_index_range(skipped: int, indices, plane_size: int, name: str = "indices") -> None:
+    """Raise if an index kernel skipped indices outside ``[0, plane_size)``."""
+    if skipped:
+        low, high = np.min(indices), np.max(indices)
+        raise ValueError(
+            f"{name} must lie in [0, {plane_size}) (flat positions in one {plane_size}-element"
+            f" plane); got values in [{low}, {high}]"
+        )
 
 
 def finish(planes_array: np.ndarray, shape, dtype) -> np.ndarray:

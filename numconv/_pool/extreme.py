@@ -15,6 +15,7 @@ from .common import (
     as_planes,
     as_rows,
     check_grad_output,
+    check_index_range,
     check_indices,
     finish,
     public,
@@ -45,9 +46,11 @@ def route_to_indices(plan: PlaneMap, grad_output: np.ndarray, indices, dtype, re
     if trusted:
         flat_indices = indices.reshape(plan.planes, int(np.prod(plan.out)))
     else:
-        flat_indices = check_indices(indices, plan.output_shape, plan.planes, plane_size)
+        flat_indices = check_indices(indices, plan.output_shape, plan.planes)
     grad_input = np.empty((plan.planes, plane_size), dtype=dtype)
-    scatter_add(as_rows(grad_output, plan.planes, dtype), flat_indices, grad_input)
+    skipped = scatter_add(as_rows(grad_output, plan.planes, dtype), flat_indices, grad_input)
+    if not trusted:
+        check_index_range(skipped, indices, plane_size)
     return finish(grad_input, plan.input_shape, result)
 
 

@@ -6,14 +6,16 @@ import numpy as np
 
 from .._params import as_float_array, result_dtypes
 from ..kernels.pool import gather, scatter_assign
-from .common import SHAPES, as_rows, check_grad_output, check_indices, finish, public
+from .common import (
+    SHAPES,
+    as_rows,
+    check_grad_output,
+    check_index_range,
+    check_indices,
+    finish,
+    public,
+)
 from .plan import plan_unpool
-
-
-def _validated_indices(plan, indices):
-    # Indices address the *output* plane: that is where the values go.
-    return check_indices(indices, plan.input_shape, plan.planes, int(np.prod(plan.out)))
-
 
 _DOC = """\
 {nd}-d max unpooling: the partial inverse of :func:`max_pool{nd}d`.
@@ -71,9 +73,12 @@ def _make(nd: int):
         x = as_float_array(x, "x")
         compute, result = result_dtypes(x)
         plan = plan_unpool(nd, x.shape, kernel_size, stride, padding, output_size)
-        flat_indices = _validated_indices(plan, indices)
-        y = np.zeros((plan.planes, int(np.prod(plan.out))), dtype=compute)
-        scatter_assign(as_rows(x, plan.planes, compute), flat_indices, y)
+        flat_indices = check_indices(indices, plan.input_shape, plan.planes)
+        # Indices address the *output* plane: that is where the values go.
+        plane_size = int(np.prod(plan.out))
+        y = np.empty((plan.planes, plane_size), dtype=compute)
+        skipped = scatter_assign(as_rows(x, plan.planes, compute), flat_indices, y)
+        check_index_range(skipped, indices, plane_size)
         return finish(y, plan.output_shape, result)
 
     def backward(grad_output, x, indices, kernel_size, stride=None, padding=0, output_size=None):
@@ -82,9 +87,10 @@ def _make(nd: int):
         compute, result = result_dtypes(x, grad_output)
         plan = plan_unpool(nd, x.shape, kernel_size, stride, padding, output_size)
         check_grad_output(grad_output, plan)
-        flat_indices = _validated_indices(plan, indices)
+        flat_indices = check_indices(indices, plan.input_shape, plan.planes)
         grad_input = np.empty(flat_indices.shape, dtype=compute)
-        gather(as_rows(grad_output, plan.planes, compute), flat_indices, grad_input)
+        skipped = gather(as_rows(grad_output, plan.planes, compute), flat_indices, grad_input)
+        check_index_range(skipped, indices, int(np.prod(plan.out)))
         return finish(grad_input, plan.input_shape, result)
 
     s, o = SHAPES[nd]

@@ -98,7 +98,34 @@ def _adaptive(spatial, outs) -> Windows:
         stop = -((-(o + 1) * n) // out)  # ceiling division in integers
         starts.append(_int_array(start))
         taps.append(_int_array(stop - start))
-    return Windows(spatial=spatial, start=tuple(starts), taps=tuple(taps), step=(1, 1, 1))
+    return Windows(
+        spatial=spatial,
+        start=tuple(starts),
+        taps=tuple(taps),
+        step=(1, 1, 1),
+        inner_w=_equal_run(starts[2], taps[2]),
+    )
+
+
+def _equal_run(start: np.ndarray, taps: np.ndarray) -> tuple[int, int, int]:
+    """``(lo, hi, s)``: the longest run of bins of equal size whose starts are ``s`` apart.
+
+    Adaptive bins always lie inside the input, so such a run can take the
+    kernels' unchecked row path. Bins are equal and evenly spaced whenever the
+    output size divides the input size, and often otherwise (7 → 3: starts
+    0, 2, 4, three taps each).
+    """
+    best_lo, best_hi = 0, min(len(start), 1)
+    run_lo = 0  # [run_lo, o] is the current run
+    for o in range(1, len(start)):
+        if taps[o] != taps[o - 1]:
+            run_lo = o
+        elif o - 1 > run_lo and start[o] - start[o - 1] != start[o - 1] - start[o - 2]:
+            run_lo = o - 1  # the spacing changed: the pair (o - 1, o) starts a run
+        if o + 1 - run_lo > best_hi - best_lo:
+            best_lo, best_hi = run_lo, o + 1
+    lo, hi = best_lo, best_hi
+    return (lo, hi, int(start[lo + 1] - start[lo]) if hi - lo > 1 else 1)
 
 
 def _outer_product(factors, dtype) -> np.ndarray:
