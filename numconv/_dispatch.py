@@ -8,6 +8,8 @@ with :func:`forced`.
 The rule, from measurements recorded in ``docs/performance.md``:
 
 - depthwise convolutions (one channel per group) -> ``depthwise``;
+- 1×1 convolutions without padding or groups -> ``pointwise``: plain matrix
+  products in the caller's layout, with nothing to copy;
 - windows of at least :data:`GEMM_MIN_DEPTH` values per output channel
   (``C_in/groups · ∏kernel``, the GEMM's inner dimension) -> ``gemm``: BLAS
   then runs long enough products to pay for the column copy. The input
@@ -23,10 +25,10 @@ import contextlib
 import math
 from collections.abc import Iterator
 
-from ._algorithms import depthwise, direct, gemm
+from ._algorithms import depthwise, direct, gemm, pointwise
 from ._params import ConvPlan
 
-ALGORITHMS = {module.NAME: module for module in (direct, gemm, depthwise)}
+ALGORITHMS = {module.NAME: module for module in (direct, gemm, depthwise, pointwise)}
 OPS = ("forward", "input_grad", "weight_grad")
 
 GEMM_MIN_DEPTH = {"forward": 64, "input_grad": 16, "weight_grad": 64}
@@ -40,6 +42,8 @@ def select(op: str, plan: ConvPlan, dtype):
         return ALGORITHMS[_forced]
     if depthwise.applies(plan):
         return depthwise
+    if pointwise.applies(plan):
+        return pointwise
     if plan.in_channels // plan.groups * math.prod(plan.kernel) >= GEMM_MIN_DEPTH[op]:
         return gemm
     return direct

@@ -17,6 +17,7 @@ import numconv.functional as F
 from numconv import _dispatch
 from numconv._algorithms import depthwise as _depthwise
 from numconv._algorithms import gemm
+from numconv._algorithms import pointwise as _pointwise
 
 
 def test_every_algorithm_is_tested_by_the_fixture():
@@ -132,23 +133,36 @@ def _plan(x, w, kw):
     return plan_conv(w.ndim - 2, x.shape, w.shape, **kw)
 
 
-@pytest.mark.parametrize("tile_bytes", [1, 1 << 30])
 @pytest.mark.parametrize("batch", [1, 3])
-def test_gemm_pointwise_path_matches_the_direct_algorithm(monkeypatch, rng, tile_bytes, batch):
-    """1×1 stride-1 convolutions skip the column copy; batch 1 and 3 split differently."""
-    x = rng.standard_normal((batch, 5, 6, 7))
-    w = rng.standard_normal((4, 5, 1, 1))
+@pytest.mark.parametrize(
+    "shape, kw",
+    [
+        ((5, 6, 7), {}),
+        ((5, 7, 9), dict(stride=(2, 3))),
+        ((5, 4, 6, 5), dict(stride=(1, 2, 2))),
+        ((5, 11), dict(stride=3)),
+    ],
+)
+def test_pointwise_matches_the_direct_algorithm(rng, batch, shape, kw):
+    """1×1 products in the caller's layout; batch 1 and 3 split the work differently."""
+    x = rng.standard_normal((batch, *shape))
+    w = rng.standard_normal((4, shape[0], *[1] * (len(shape) - 1)))
     b = rng.standard_normal(4)
-    y = F.conv2d(x, w, b)
-    gy = rng.standard_normal(y.shape)
+    gy = rng.standard_normal(getattr(F, f"conv{w.ndim - 2}d")(x, w, b, **kw).shape)
     with _dispatch.forced("direct"):
-        expected = _all_three(x, w, b, gy)
-    monkeypatch.setattr(gemm, "TILE_BYTES", tile_bytes)
-    with _dispatch.forced("gemm"):
-        assert gemm._pointwise(_plan(x, w, {}))
-        got = _all_three(x, w, b, gy)
+        expected = _all_three(x, w, b, gy, **kw)
+    assert _dispatch.select("forward", _plan(x, w, kw), np.float64) is _pointwise
+    got = _all_three(x, w, b, gy, **kw)
     for g, e in zip(got, expected, strict=True):
         assert_close(g, e, np.float64)
+
+
+def test_pointwise_needs_one_group_and_no_padding(rng):
+    x = np.empty((1, 4, 5, 5))
+    assert not _pointwise.applies(_plan(x, np.empty((4, 2, 1, 1)), dict(groups=2)))
+    assert not _pointwise.applies(_plan(x, np.empty((4, 4, 1, 1)), dict(padding=1)))
+    assert not _pointwise.applies(_plan(x, np.empty((4, 4, 1, 3)), {}))
+    assert _pointwise.applies(_plan(x, np.empty((4, 4, 1, 1)), dict(stride=2, dilation=3)))
 
 
 @pytest.mark.parametrize(
@@ -157,7 +171,7 @@ def test_gemm_pointwise_path_matches_the_direct_algorithm(monkeypatch, rng, tile
         ((8, 256, 28, 28), (256, 1, 3, 3), 256, {"depthwise"}),
         ((64, 3, 32, 32), (32, 3, 3, 3), 1, {"direct", "gemm"}),  # fwd/dw direct, dx gemm
         ((8, 64, 56, 56), (64, 64, 3, 3), 1, {"gemm"}),
-        ((8, 256, 28, 28), (64, 256, 1, 1), 1, {"gemm"}),
+        ((8, 256, 28, 28), (64, 256, 1, 1), 1, {"pointwise"}),
         ((2, 4, 50), (4, 4, 3), 1, {"direct"}),
         ((1, 6, 8, 8), (12, 1, 3, 3), 6, {"direct"}),  # channel multiplier 2, depth 9
     ],

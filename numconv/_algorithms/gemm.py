@@ -67,16 +67,6 @@ def _tile_rows(plan: ConvPlan, dtype, x_elements: int) -> int:
     return max(1, min(_total_rows(plan), budget // row_bytes))
 
 
-def _pointwise(plan: ConvPlan) -> bool:
-    """A 1×1, stride-1, unpadded, ungrouped convolution: the input already is the column matrix."""
-    return (
-        plan.groups == 1
-        and set(plan.kernel) == {1}
-        and set(plan.stride) == {1}
-        and all(p == (0, 0) for p in plan.pads)
-    )
-
-
 def _weight_matrices(w5: np.ndarray, groups: int, dtype) -> np.ndarray:
     """``(C_out, Cgi, KD, KH, KW)`` -> ``(G, taps·Cgi, Cgo)``, rows in the columns' order."""
     return grouped_weight(w5, groups, dtype).reshape(groups, -1, w5.shape[0] // groups)
@@ -90,7 +80,7 @@ def _total_rows(plan: ConvPlan) -> int:
     return plan.batch * plan.out[0] * plan.out[1]
 
 
-def _parts(total: int, count: int, align: int = 1) -> list[tuple[int, int]]:
+def split_range(total: int, count: int, align: int = 1) -> list[tuple[int, int]]:
     """``count`` contiguous row ranges covering ``[0, total)``, cut at multiples of ``align``."""
     units = -(-total // align)
     count = max(1, min(count, units))
@@ -108,7 +98,7 @@ _blas = None
 _pools: dict[int, ThreadPoolExecutor] = {}
 
 
-def _run_parts(task, parts) -> list:
+def run_parts(task, parts) -> list:
     """``[task(part) for part in parts]``, one worker thread per part, BLAS single-threaded."""
     global _blas
     if _blas is None:  # inspecting the loaded libraries takes milliseconds: once
@@ -130,17 +120,12 @@ def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
     y = np.empty((plan.batch, *plan.out, plan.out_channels), dtype=dtype)
     y2 = y.reshape(-1, plan.out_channels)
     tile_rows = _tile_rows(plan, dtype, x5.size)
-    pointwise = _pointwise(plan)
-    x2 = xp.reshape(-1, plan.in_channels)
 
     def part(bounds):  # writes only its own output rows
-        scratch = np.empty((0 if pointwise else tile_rows * ow, taps_cgi), dtype=dtype)
+        scratch = np.empty((tile_rows * ow, taps_cgi), dtype=dtype)
         product = np.empty((tile_rows * ow if groups > 1 else 0, cgo), dtype=dtype)
         for row0, rows in _tiles(*bounds, tile_rows):
             cols, p0, p1 = scratch[: rows * ow], row0 * ow, (row0 + rows) * ow
-            if pointwise:
-                np.matmul(x2[p0:p1], wm[0], out=y2[p0:p1])
-                continue
             for g in range(groups):
                 gather_columns(xp, cols, row0, g, *_geometry(plan))
                 if groups == 1:
@@ -149,7 +134,7 @@ def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
                     np.matmul(cols, wm[g], out=product[: rows * ow])
                     y2[p0:p1, g * cgo : (g + 1) * cgo] = product[: rows * ow]
 
-    _run_parts(part, _parts(_total_rows(plan), numba.get_num_threads()))
+    run_parts(part, split_range(_total_rows(plan), numba.get_num_threads()))
     if bias is not None:
         y2 += bias
     return y.transpose(0, 4, 1, 2, 3)
@@ -167,25 +152,21 @@ def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
     # batch per part, parts own whole images and share one gradient array;
     # otherwise each part adds into its own, summed in part order afterwards.
     per_image = plan.out[0] * plan.out[1]
-    pointwise = _pointwise(plan)
-    shared = plan.batch >= threads or pointwise  # pointwise parts never overlap
-    parts = _parts(_total_rows(plan), threads, per_image if shared else 1)
+    shared = plan.batch >= threads
+    parts = split_range(_total_rows(plan), threads, per_image if shared else 1)
     gxp = np.zeros(shape, dtype=dtype)
 
     def part(bounds):
         target = gxp if shared or bounds[0] == 0 else np.zeros(shape, dtype=dtype)
-        cols_all = np.empty((0 if pointwise else tile_rows * ow, taps_cgi), dtype=dtype)
+        cols_all = np.empty((tile_rows * ow, taps_cgi), dtype=dtype)
         for row0, rows in _tiles(*bounds, tile_rows):
             cols, p0, p1 = cols_all[: rows * ow], row0 * ow, (row0 + rows) * ow
-            if pointwise:  # col2im is the identity: write straight into the gradient
-                np.matmul(gy2[p0:p1], wm[0].T, out=target.reshape(-1, taps_cgi)[p0:p1])
-                continue
             for g in range(groups):
                 np.matmul(gy2[p0:p1, g * cgo : (g + 1) * cgo], wm[g].T, out=cols)
                 scatter_columns(cols, target, row0, g, *_geometry(plan))
         return target
 
-    for partial in _run_parts(part, parts)[1:]:
+    for partial in run_parts(part, parts)[1:]:
         if partial is not gxp:
             gxp += partial
     return pad_adjoint_channels_last(gxp, plan.spatial, plan.pads, plan.padding_mode)
@@ -199,26 +180,20 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
     taps_cgi = math.prod(plan.kernel) * cgi
     ow = plan.out[2]
     tile_rows = _tile_rows(plan, dtype, x5.size)
-    pointwise = _pointwise(plan)
-    x2 = xp.reshape(-1, plan.in_channels)
 
     def part(bounds):  # every output row feeds every weight: one partial sum per part
         gw = np.zeros((groups, taps_cgi, cgo), dtype=dtype)
         product = np.empty((taps_cgi, cgo), dtype=dtype)
-        scratch = np.empty((0 if pointwise else tile_rows * ow, taps_cgi), dtype=dtype)
+        scratch = np.empty((tile_rows * ow, taps_cgi), dtype=dtype)
         for row0, rows in _tiles(*bounds, tile_rows):
             cols, p0, p1 = scratch[: rows * ow], row0 * ow, (row0 + rows) * ow
-            if pointwise:
-                np.matmul(x2[p0:p1].T, gy2[p0:p1], out=product)
-                gw[0] += product
-                continue
             for g in range(groups):
                 gather_columns(xp, cols, row0, g, *_geometry(plan))
                 np.matmul(cols.T, gy2[p0:p1, g * cgo : (g + 1) * cgo], out=product)
                 gw[g] += product
         return gw
 
-    partials = _run_parts(part, _parts(_total_rows(plan), numba.get_num_threads()))
+    partials = run_parts(part, split_range(_total_rows(plan), numba.get_num_threads()))
     gw = partials[0]
     for partial in partials[1:]:
         gw += partial

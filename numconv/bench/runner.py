@@ -40,6 +40,30 @@ def _time(fn) -> float:
     return time.perf_counter() - start
 
 
+# How long a library runs on its own before one of its calls is timed: longer
+# than the other library's worker threads keep spinning (see _time_settled).
+SETTLE_SECONDS = 0.05
+
+
+def _time_settled(fn, settle: float = SETTLE_SECONDS) -> float:
+    """Time one call of ``fn`` made after ``fn`` alone has run for ``settle`` seconds.
+
+    Interleaving is what makes the ratio fair on a noisy machine, but a call
+    made right after the other library's pays for that library's idle threads:
+    PyTorch's OpenMP workers keep spinning for milliseconds after an operation.
+    Measured on res3x3_28's forward, numconv took 19.2 ms right after a PyTorch
+    call, 17.2 after a 2 ms pause, 15.7 after 5 ms and 15.0 after 20 ms, while
+    PyTorch's time did not move (8.6-8.9 ms). A user calls one library back to
+    back, so each timed call follows ``settle`` seconds of that library's own
+    calls (at least one).
+    """
+    start = time.perf_counter()
+    fn()
+    while time.perf_counter() - start < settle:
+        fn()
+    return _time(fn)
+
+
 def gemm_ceiling(size: int = 2048, repeats: int = 3) -> float:
     """float32 GFLOP/s of one BLAS matrix product of ``size``³, best of ``repeats``."""
     a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
@@ -94,9 +118,9 @@ def run(cases, ops=OPS, repeats: int = 5, torch=None, progress=None) -> list[Row
                 _warm_up(theirs)
             t_ours, t_theirs = [], []
             for _ in range(repeats):
-                t_ours.append(_time(ours))
+                t_ours.append(_time_settled(ours))
                 if theirs:
-                    t_theirs.append(_time(theirs))
+                    t_theirs.append(_time_settled(theirs))
             ms = statistics.median(t_ours) * 1e3
             torch_ms = statistics.median(t_theirs) * 1e3 if theirs else None
             gflops = None if case.flops is None else case.flops / ms / 1e6
