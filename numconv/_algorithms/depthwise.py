@@ -1,18 +1,20 @@
 """Depthwise convolution: one filter per channel (``groups == C_in == C_out``).
 
 The generic kernels loop over groups with one channel each, so their innermost
-loop has length 1 and nothing vectorises (~1 GFLOP/s). Here the channel axis is
-innermost everywhere: see :mod:`numconv.kernels.depthwise`.
+loop has length 1 and nothing vectorises (~1 GFLOP/s). The depthwise kernels
+(:mod:`numconv.kernels.depthwise`) work plane by plane in the caller's
+channel-first layout instead, vectorised along W, padding each plane in a
+per-thread buffer: no layout conversion and no padded copy of the whole input.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
-from .._padding import pad_adjoint_channels_last, pad_channels_last
+from .._padding import source_indices
 from .._params import ConvPlan
 from ..kernels.depthwise import depthwise_forward, depthwise_input_grad, depthwise_weight_grad
-from .common import channels_last, partial_sum_count, weight_grad_operands
 
 NAME = "depthwise"
 
@@ -22,29 +24,47 @@ def applies(plan: ConvPlan) -> bool:
     return plan.groups == plan.in_channels == plan.out_channels
 
 
-def _channel_filters(w5: np.ndarray, dtype) -> np.ndarray:
-    """``(C, 1, KD, KH, KW)`` -> C-contiguous ``(KD, KH, KW, C)``."""
-    return np.array(w5[:, 0].transpose(1, 2, 3, 0), dtype=dtype, order="C")
+def _padding_args(plan: ConvPlan, dtype) -> tuple:
+    """``src_d, src_h, src_w, before_w`` and a per-thread padded-plane buffer."""
+    maps = tuple(
+        np.ascontiguousarray(source_indices(n, before, after, plan.padding_mode), dtype=np.int64)
+        for n, (before, after) in zip(plan.spatial, plan.pads, strict=True)
+    )
+    # One buffer per thread Numba may run (get_thread_id() is below this count).
+    scratch = np.empty((numba.config.NUMBA_NUM_THREADS, *plan.padded), dtype=dtype)
+    return (*maps, plan.pads[2][0]), scratch
+
+
+def _filters(w5: np.ndarray, dtype) -> np.ndarray:
+    """``(C, 1, KD, KH, KW)`` -> C-contiguous ``(C, KD, KH, KW)``."""
+    return np.ascontiguousarray(w5[:, 0], dtype=dtype)
+
+
+def _planes(a5: np.ndarray, dtype) -> np.ndarray:
+    return np.ascontiguousarray(a5, dtype=dtype)
 
 
 def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
-    xp = pad_channels_last(x5, plan.pads, plan.padding_mode, dtype)
-    y = np.empty((plan.batch, *plan.out, plan.out_channels), dtype=dtype)
-    y[...] = 0 if bias is None else bias  # the kernel accumulates onto the bias
-    depthwise_forward(xp, _channel_filters(w5, dtype), y, plan.stride, plan.dilation)
-    return y.transpose(0, 4, 1, 2, 3)
+    padding, scratch = _padding_args(plan, dtype)
+    y = np.empty((plan.batch, plan.out_channels, *plan.out), dtype=dtype)
+    bias = np.zeros(plan.out_channels, dtype) if bias is None else np.asarray(bias, dtype)
+    depthwise_forward(_planes(x5, dtype), *padding, _filters(w5, dtype), bias, y, plan.stride,
+                      plan.dilation, scratch)  # fmt: skip
+    return y
 
 
 def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
-    gy = channels_last(gy5, dtype)
-    gxp = np.zeros((plan.batch, *plan.padded, plan.in_channels), dtype=dtype)
-    depthwise_input_grad(gy, _channel_filters(w5, dtype), gxp, plan.stride, plan.dilation)
-    return pad_adjoint_channels_last(gxp, plan.spatial, plan.pads, plan.padding_mode)
+    padding, scratch = _padding_args(plan, dtype)
+    gx = np.empty((plan.batch, plan.in_channels, *plan.spatial), dtype=dtype)
+    depthwise_input_grad(_planes(gy5, dtype), *padding, _filters(w5, dtype), gx, plan.stride,
+                         plan.dilation, scratch)  # fmt: skip
+    return gx
 
 
 def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
-    xp, gy = weight_grad_operands(plan, x5, gy5, dtype)
-    partial = np.zeros((partial_sum_count(plan), *plan.kernel, plan.in_channels), dtype=dtype)
-    depthwise_weight_grad(xp, gy, partial, plan.stride, plan.dilation)
-    gw = partial.sum(axis=0)  # (KD, KH, KW, C)
-    return gw.transpose(3, 0, 1, 2)[:, None]
+    padding, scratch = _padding_args(plan, dtype)
+    partial = np.empty((plan.batch, plan.in_channels, *plan.kernel), dtype=dtype)
+    depthwise_weight_grad(_planes(x5, dtype), *padding, _planes(gy5, dtype), partial,
+                          plan.stride, plan.dilation, scratch)  # fmt: skip
+    # Summed over the batch in a fixed order: deterministic at any thread count.
+    return partial.sum(axis=0)[:, None]

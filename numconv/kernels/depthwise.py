@@ -1,102 +1,179 @@
-"""Depthwise convolution kernels (one input and one output channel per group).
+"""Depthwise convolution kernels (one input and one output channel per group), planar.
 
-Layouts as in :mod:`numconv.kernels.direct`: padded input ``xp`` and output
-``y`` channels-last, ``(N, D, H, W, C)``; the weight is ``wc (KD, KH, KW, C)``,
-one filter per channel with the channel innermost. Each channel only meets its
-own filter, so a GEMM has nothing to multiply here (one input channel per
-output); instead the innermost loop runs over the contiguous channel axis of
-input, weight and output alike, which LLVM vectorises. The work is a few
-multiply-adds per byte loaded: memory, not arithmetic, bounds it.
+Arrays stay in the caller's channel-first layout: input ``x`` ``(N, C, D, H, W)``
+(unpadded), output ``y`` ``(N, C, OD, OH, OW)``, weight ``w`` ``(C, KD, KH, KW)``.
+Each parallel iteration owns one ``(n, c)`` plane. It first copies the plane,
+padded, into a small per-thread buffer (``scratch[thread]``, ``(Dp, Hp, Wp)``):
+that buffer stays in cache, and the loops over it need no bounds checks. The
+padding is described per axis by ``src`` maps, as in :mod:`numconv._padding`:
+padded position ``j`` reads input position ``src[j]``, or zero where it is
+``-1``; ``before_w`` is the left padding along W, where the interior starts.
+Then every output row is a few passes over contiguous rows, vectorised along
+W, like the pooling kernels.
+
+A channel only meets its own filter, so there is nothing for a GEMM to do;
+the work is a few multiply-adds per byte: memory, not arithmetic, bounds it.
+Keeping the caller's layout saves the two layout conversions the
+channels-last version paid (as much time as the convolution itself).
 """
 
 from __future__ import annotations
 
+import numba
+import numpy as np
 from numba import njit, prange
 
-from .._config import KERNEL_OPTIONS
+from .._config import KERNEL_OPTIONS, REDUCTION_OPTIONS
 
 
-@njit(parallel=True, **KERNEL_OPTIONS)
-def depthwise_forward(xp, wc, y, stride, dilation):  # pragma: no cover - compiled
-    """y[n, o, c] += Σ_k xp[n, o·s + k·d, c] · wc[k, c]."""
-    n_batch, od_n, oh_n, ow_n, c_n = y.shape
-    kd_n, kh_n, kw_n, _ = wc.shape
-    sd, sh, sw = stride
-    dd, dh, dw = dilation
-    for row in prange(n_batch * od_n * oh_n):  # one writer per output row
-        n = row // (od_n * oh_n)
-        od = (row // oh_n) % od_n
-        oh = row % oh_n
-        for ow in range(ow_n):
-            yv = y[n, od, oh, ow]
-            for kd in range(kd_n):
-                for kh in range(kh_n):
-                    x_row = xp[n, od * sd + kd * dd, oh * sh + kh * dh]
-                    for kw in range(kw_n):
-                        xv = x_row[ow * sw + kw * dw]
-                        wv = wc[kd, kh, kw]
-                        for c in range(c_n):
-                            yv[c] += xv[c] * wv[c]
-
-
-@njit(parallel=True, **KERNEL_OPTIONS)
-def depthwise_input_grad(gy, wc, gxp, stride, dilation):  # pragma: no cover - compiled
-    """gxp[n, i, c] += Σ gy[n, o, c] · wc[k, c] over i = o·s + k·d (gather form, race-free)."""
-    n_batch, dp_n, hp_n, wp_n, c_n = gxp.shape
-    _, od_n, oh_n, ow_n, _ = gy.shape
-    kd_n, kh_n, kw_n, _ = wc.shape
-    sd, sh, sw = stride
-    dd, dh, dw = dilation
-    for row in prange(n_batch * dp_n * hp_n):
-        n = row // (dp_n * hp_n)
-        i_d = (row // hp_n) % dp_n
-        i_h = row % hp_n
-        for kd in range(kd_n):
-            td = i_d - kd * dd
-            if td < 0 or td % sd != 0 or td // sd >= od_n:
+@njit(inline="always", **KERNEL_OPTIONS)
+def _load_padded_plane(x, n, c, src_d, src_h, src_w, before_w, local):  # pragma: no cover
+    """local[i, j, k] = x[n, c, src_d[i], src_h[j], src_w[k]] (0 where a source is -1)."""
+    w_n = x.shape[4]
+    wp_n = local.shape[2]
+    for i in range(local.shape[0]):
+        for j in range(local.shape[1]):
+            row = local[i, j]
+            if src_d[i] < 0 or src_h[j] < 0:
+                row[:] = 0
                 continue
-            for kh in range(kh_n):
-                th = i_h - kh * dh
-                if th < 0 or th % sh != 0 or th // sh >= oh_n:
-                    continue
-                gy_row = gy[n, td // sd, th // sh]
-                for i_w in range(wp_n):
-                    gxv = gxp[n, i_d, i_h, i_w]
-                    for kw in range(kw_n):
-                        tw = i_w - kw * dw
-                        if tw < 0 or tw % sw != 0 or tw // sw >= ow_n:
-                            continue
-                        gyv = gy_row[tw // sw]
-                        wv = wc[kd, kh, kw]
-                        for c in range(c_n):
-                            gxv[c] += gyv[c] * wv[c]
+            x_row = x[n, c, src_d[i], src_h[j]]
+            row[before_w : before_w + w_n] = x_row  # the interior: one contiguous copy
+            for k in range(before_w):
+                row[k] = x_row[src_w[k]] if src_w[k] >= 0 else 0
+            for k in range(before_w + w_n, wp_n):
+                row[k] = x_row[src_w[k]] if src_w[k] >= 0 else 0
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _fold_padded_plane(local, gx, n, c, src_d, src_h, src_w, before_w):  # pragma: no cover
+    """Adjoint of :func:`_load_padded_plane`: gx[n, c] = Σ of local over each source."""
+    w_n = gx.shape[4]
+    wp_n = local.shape[2]
+    gx[n, c] = 0
+    for i in range(local.shape[0]):
+        for j in range(local.shape[1]):
+            if src_d[i] < 0 or src_h[j] < 0:
+                continue
+            row = local[i, j]
+            gx_row = gx[n, c, src_d[i], src_h[j]]  # reflect/circular pads revisit rows: add
+            for k in range(w_n):
+                gx_row[k] += row[before_w + k]
+            for k in range(before_w):
+                if src_w[k] >= 0:
+                    gx_row[src_w[k]] += row[k]
+            for k in range(before_w + w_n, wp_n):
+                if src_w[k] >= 0:
+                    gx_row[src_w[k]] += row[k]
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _three_taps(x_row, y_row, count, stride, dilation, w0, w1, w2):  # pragma: no cover
+    for o in range(count):
+        i = np.uint64(o * stride)  # unsigned: no wraparound code to block vectors
+        step = np.uint64(dilation)
+        y_row[np.uint64(o)] += w0 * x_row[i] + w1 * x_row[i + step] + w2 * x_row[i + 2 * step]
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _add_taps(x_row, y_row, w_row, count, stride, dilation):  # pragma: no cover
+    """y_row[o] += Σ_e w_row[e] · x_row[o·stride + e·dilation] for o < count.
+
+    Three taps, stride 1 or 2 and no dilation (nearly every depthwise layer)
+    get compile-time constants and one pass; other windows a pass per tap.
+    """
+    if w_row.shape[0] == 3 and dilation == 1 and stride == 1:
+        _three_taps(x_row, y_row, count, 1, 1, w_row[0], w_row[1], w_row[2])
+    elif w_row.shape[0] == 3 and dilation == 1 and stride == 2:
+        _three_taps(x_row, y_row, count, 2, 1, w_row[0], w_row[1], w_row[2])
+    else:
+        for e in range(w_row.shape[0]):
+            wv = w_row[e]
+            for o in range(count):
+                y_row[np.uint64(o)] += wv * x_row[np.uint64(o * stride + e * dilation)]
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
-def depthwise_weight_grad(xp, gy, partial, stride, dilation):  # pragma: no cover - compiled
-    """partial[t, k, c] = Σ over chunk t's output rows of xp[n, o·s + k·d, c] · gy[n, o, c].
-
-    One partial sum per chunk (the caller sums them in order): every output
-    position contributes to every weight, so threads cannot share one.
-    """
-    n_batch, od_n, oh_n, ow_n, c_n = gy.shape
-    chunks, kd_n, kh_n, kw_n, _ = partial.shape
+def depthwise_forward(x, src_d, src_h, src_w, before_w, w, bias, y, stride, dilation,
+                      scratch):  # fmt: skip  # pragma: no cover
+    """y[n, c, o] = bias[c] + Σ_k xp[n, c, o·s + k·d] · w[c, k] (xp: the padded plane)."""
+    n_batch, c_n, od_n, oh_n, ow_n = y.shape
+    _, kd_n, kh_n, _ = w.shape
     sd, sh, sw = stride
     dd, dh, dw = dilation
-    rows = n_batch * od_n * oh_n
-    for t in prange(chunks):
-        pt = partial[t]
-        for row in range(t * rows // chunks, (t + 1) * rows // chunks):
-            n = row // (od_n * oh_n)
-            od = (row // oh_n) % od_n
-            oh = row % oh_n
-            for ow in range(ow_n):
-                gyv = gy[n, od, oh, ow]
-                for kd in range(kd_n):
-                    for kh in range(kh_n):
-                        x_row = xp[n, od * sd + kd * dd, oh * sh + kh * dh]
-                        for kw in range(kw_n):
-                            xv = x_row[ow * sw + kw * dw]
-                            pv = pt[kd, kh, kw]
-                            for c in range(c_n):
-                                pv[c] += xv[c] * gyv[c]
+    for plane in prange(n_batch * c_n):
+        n = plane // c_n
+        c = plane % c_n
+        local = scratch[numba.get_thread_id()]
+        _load_padded_plane(x, n, c, src_d, src_h, src_w, before_w, local)
+        for od in range(od_n):
+            for oh in range(oh_n):
+                y_row = y[n, c, od, oh]
+                y_row[:] = bias[c]
+                for a in range(kd_n):
+                    for b in range(kh_n):
+                        _add_taps(local[od * sd + a * dd, oh * sh + b * dh], y_row, w[c, a, b],
+                                  ow_n, sw, dw)  # fmt: skip
+
+
+@njit(parallel=True, **KERNEL_OPTIONS)
+def depthwise_input_grad(gy, src_d, src_h, src_w, before_w, w, gx, stride, dilation,
+                         scratch):  # fmt: skip  # pragma: no cover
+    """gx = adjoint of padding applied to gxp[n, c, o·s + k·d] += gy[n, c, o] · w[c, k].
+
+    Each plane's padded gradient is built in the thread's buffer, one pass per
+    tap (each pass writes distinct positions, so it vectorises), then folded
+    back onto the input positions the padding read.
+    """
+    n_batch, c_n, od_n, oh_n, ow_n = gy.shape
+    _, kd_n, kh_n, kw_n = w.shape
+    sd, sh, sw = stride
+    dd, dh, dw = dilation
+    for plane in prange(n_batch * c_n):
+        n = plane // c_n
+        c = plane % c_n
+        local = scratch[numba.get_thread_id()]
+        local[:] = 0
+        for od in range(od_n):
+            for oh in range(oh_n):
+                g_row = gy[n, c, od, oh]
+                for a in range(kd_n):
+                    for b in range(kh_n):
+                        gxp_row = local[od * sd + a * dd, oh * sh + b * dh]
+                        for e in range(kw_n):
+                            wv = w[c, a, b, e]
+                            for o in range(ow_n):
+                                gxp_row[np.uint64(o * sw + e * dw)] += wv * g_row[np.uint64(o)]
+        _fold_padded_plane(local, gx, n, c, src_d, src_h, src_w, before_w)
+
+
+@njit(parallel=True, **REDUCTION_OPTIONS)
+def depthwise_weight_grad(x, src_d, src_h, src_w, before_w, gy, partial, stride, dilation,
+                          scratch):  # fmt: skip  # pragma: no cover
+    """partial[n, c, k] = Σ_o xp[n, c, o·s + k·d] · gy[n, c, o]; the caller sums over n.
+
+    One partial per plane, so no two threads add into one weight; the sums
+    over a row run in vector partial sums (``reassoc``, fixed order).
+    """
+    n_batch, c_n, od_n, oh_n, ow_n = gy.shape
+    _, _, kd_n, kh_n, kw_n = partial.shape
+    sd, sh, sw = stride
+    dd, dh, dw = dilation
+    for plane in prange(n_batch * c_n):
+        n = plane // c_n
+        c = plane % c_n
+        local = scratch[numba.get_thread_id()]
+        _load_padded_plane(x, n, c, src_d, src_h, src_w, before_w, local)
+        pw = partial[n, c]
+        pw[:] = 0
+        for od in range(od_n):
+            for oh in range(oh_n):
+                g_row = gy[n, c, od, oh]
+                for a in range(kd_n):
+                    for b in range(kh_n):
+                        x_row = local[od * sd + a * dd, oh * sh + b * dh]
+                        for e in range(kw_n):
+                            total = x.dtype.type(0)
+                            for o in range(ow_n):
+                                total += x_row[np.uint64(o * sw + e * dw)] * g_row[np.uint64(o)]
+                            pw[a, b, e] += total
