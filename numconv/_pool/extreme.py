@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._params import as_float_array, check_bool, result_dtypes
-from ..kernels.pool import scatter_add, window_max
+from ..kernels.pool import scatter, window_max
 from .common import (
     SHAPES,
     as_planes,
@@ -48,7 +48,8 @@ def route_to_indices(plan: PlaneMap, grad_output: np.ndarray, indices, dtype, re
     else:
         flat_indices = check_indices(indices, plan.output_shape, plan.planes)
     grad_input = np.empty((plan.planes, plane_size), dtype=dtype)
-    skipped = scatter_add(as_rows(grad_output, plan.planes, dtype), flat_indices, grad_input)
+    rows = as_rows(grad_output, plan.planes, dtype)
+    skipped = scatter(rows, flat_indices, grad_input, accumulate=True)
     if not trusted:
         check_index_range(skipped, indices, plane_size)
     return finish(grad_input, plan.input_shape, result)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._params import as_float_array, result_dtypes
-from ..kernels.pool import gather, scatter_assign
+from ..kernels.pool import gather, scatter
 from .common import (
     SHAPES,
     as_rows,
@@ -77,7 +77,7 @@ def _make(nd: int):
         # Indices address the *output* plane: that is where the values go.
         plane_size = int(np.prod(plan.out))
         y = np.empty((plan.planes, plane_size), dtype=compute)
-        skipped = scatter_assign(as_rows(x, plan.planes, compute), flat_indices, y)
+        skipped = scatter(as_rows(x, plan.planes, compute), flat_indices, y, accumulate=False)
         check_index_range(skipped, indices, plane_size)
         return finish(y, plan.output_shape, result)
 

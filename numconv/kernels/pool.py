@@ -253,7 +253,7 @@ def window_mean_backward(grad_output, grad_input, lo_d, hi_d, lo_h, hi_h, lo_w, 
                          inner_lo, inner_hi, stride_w):  # fmt: skip  # pragma: no cover
     """Adjoint of :func:`window_mean`: each window's gradient / divisor added over it.
 
-    Each plane of ``grad_input`` is zeroed here first (see :func:`scatter_add`).
+    Each plane of ``grad_input`` is zeroed here first (see :func:`scatter`).
     """
     planes = grad_input.shape[0]
     _, od_n, oh_n, ow_n = grad_output.shape
@@ -288,12 +288,14 @@ def window_mean_backward(grad_output, grad_input, lo_d, hi_d, lo_h, hi_h, lo_w, 
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
-def scatter_add(values, indices, out):  # pragma: no cover
-    """out[p] = 0, then out[p, indices[p, j]] += values[p, j]; returns the skipped count.
+def scatter(values, indices, out, accumulate):  # pragma: no cover
+    """out[p] = 0, then out[p, indices[p, j]] += (or =) values[p, j]; returns the skipped count.
 
-    Indices outside ``[0, plane size)`` are skipped. Zeroing each plane here,
-    just before its scatter, touches the output once while it is in cache (and
-    in parallel) instead of in a separate pass.
+    ``accumulate`` adds repeated indices up (max-pool backward); otherwise the
+    last of them wins (max unpooling). Indices outside ``[0, plane size)`` are
+    skipped. Zeroing each plane here, just before its scatter, touches the
+    output once while it is in cache (and in parallel) instead of in a
+    separate pass.
     """
     planes, count = values.shape
     size = np.uint64(out.shape[1])
@@ -307,32 +309,10 @@ def scatter_add(values, indices, out):  # pragma: no cover
         for j in range(count):
             i = np.uint64(index_row[j])  # a negative index wraps to a huge one
             if i < size:
-                out_row[i] += value_row[j]
-            else:
-                outside += 1
-        skipped += outside
-    return skipped
-
-
-@njit(parallel=True, **KERNEL_OPTIONS)
-def scatter_assign(values, indices, out):  # pragma: no cover
-    """out[p] = 0, then out[p, indices[p, j]] = values[p, j]; returns the skipped count.
-
-    Of repeated indices the last one wins; indices outside the plane are skipped.
-    """
-    planes, count = values.shape
-    size = np.uint64(out.shape[1])
-    skipped = 0
-    for p in prange(planes):
-        out_row = out[p]
-        out_row[:] = 0
-        value_row = values[p]
-        index_row = indices[p]
-        outside = 0
-        for j in range(count):
-            i = np.uint64(index_row[j])
-            if i < size:
-                out_row[i] = value_row[j]
+                if accumulate:  # loop-invariant: LLVM compiles the loop once per branch
+                    out_row[i] += value_row[j]
+                else:
+                    out_row[i] = value_row[j]
             else:
                 outside += 1
         skipped += outside
