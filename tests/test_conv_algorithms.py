@@ -3,7 +3,8 @@
 The torch and reference test modules already run once per algorithm (the
 ``each_algorithm`` fixture); this module covers what is particular to one:
 the GEMM algorithm's tiles (a tile may be a single output row, and tile edges
-cut windows in col2im), and the registry itself.
+cut windows in col2im), Winograd's two ways of splitting work and its float32
+accuracy, and the registry itself.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from naive import conv as naive_conv
 import numconv.functional as F
 from numconv import _dispatch
 from numconv._algorithms import depthwise as _depthwise
-from numconv._algorithms import gemm
+from numconv._algorithms import gemm, winograd
 from numconv._algorithms import pointwise as _pointwise
 
 
@@ -166,19 +167,104 @@ def test_pointwise_needs_one_group_and_no_padding(rng):
 
 
 @pytest.mark.parametrize(
-    "x_shape, w_shape, groups, expected",
+    "x_shape, w_shape, kw, expected",
     [
-        ((8, 256, 28, 28), (256, 1, 3, 3), 256, {"depthwise"}),
-        ((64, 3, 32, 32), (32, 3, 3, 3), 1, {"direct", "gemm"}),  # fwd/dw direct, dx gemm
-        ((8, 64, 56, 56), (64, 64, 3, 3), 1, {"gemm"}),
-        ((8, 256, 28, 28), (64, 256, 1, 1), 1, {"pointwise"}),
-        ((2, 4, 50), (4, 4, 3), 1, {"direct"}),
-        ((1, 6, 8, 8), (12, 1, 3, 3), 6, {"direct"}),  # channel multiplier 2, depth 9
+        ((8, 256, 28, 28), (256, 1, 3, 3), dict(groups=256), {"depthwise"}),
+        ((64, 3, 32, 32), (32, 3, 3, 3), dict(padding=1), {"winograd"}),
+        ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), {"winograd"}),
+        ((8, 1, 32, 32), (2, 1, 3, 3), dict(padding=1), {"direct"}),  # 1 × 2 channels
+        ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1), {"gemm"}),
+        ((64, 3, 32, 32), (32, 3, 3, 3), dict(stride=2), {"direct", "gemm"}),  # dx: gemm
+        ((8, 256, 28, 28), (64, 256, 1, 1), {}, {"pointwise"}),
+        ((2, 4, 50), (4, 4, 3), {}, {"direct"}),
+        ((1, 6, 8, 8), (12, 1, 3, 3), dict(groups=6), {"direct"}),  # channel multiplier 2, depth 9
     ],
 )
-def test_selection_rule(x_shape, w_shape, groups, expected):
-    plan = _plan(np.empty(x_shape), np.empty(w_shape), dict(groups=groups))
+def test_selection_rule(x_shape, w_shape, kw, expected):
+    plan = _plan(np.empty(x_shape), np.empty(w_shape), kw)
     chosen = {op: _dispatch.select(op, plan, np.float32).NAME for op in _dispatch.OPS}
     assert set(chosen.values()) == expected
     if expected == {"direct", "gemm"}:
         assert chosen == {"forward": "direct", "input_grad": "gemm", "weight_grad": "direct"}
+
+
+@pytest.mark.parametrize(
+    "shape, c_out, kw",
+    [
+        ((2, 3, 8, 9), 4, dict(padding=1)),
+        ((1, 5, 7, 7), 6, dict(padding=0)),  # odd output: the last tiles are cut
+        ((3, 4, 6, 5), 2, dict(padding=2, padding_mode="reflect")),
+        ((2, 3, 9, 6), 3, dict(padding=((1, 2), (0, 3)))),  # per side, beyond 2: crops gy
+        ((2, 2, 5, 7), 4, dict(padding=(3, 1), padding_mode="circular")),
+        ((1, 3, 6, 8), 5, dict(padding="same", padding_mode="replicate")),
+        ((2, 3, 4, 5, 6), 4, dict(padding=(0, 1, 1))),  # 3-d with a 1×3×3 kernel
+        ((3, 4, 4), 3, dict(padding=1)),  # unbatched
+    ],
+)
+def test_winograd_matches_the_direct_algorithm(rng, shape, c_out, kw):
+    nd = 3 if len(shape) == 5 else 2
+    kernel = (1, 3, 3) if nd == 3 else (3, 3)
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((c_out, shape[-nd - 1], *kernel))
+    b = rng.standard_normal(c_out)
+    gy = rng.standard_normal(getattr(F, f"conv{nd}d")(x, w, b, **kw).shape)
+    with _dispatch.forced("direct"):
+        expected = _all_three(x, w, b, gy, **kw)
+    with _dispatch.forced("winograd"):
+        got = _all_three(x, w, b, gy, **kw)
+    if x.ndim == nd + 2:
+        assert winograd.applies(_plan(x, w, kw))
+    for g, e in zip(got, expected, strict=True):
+        assert_close(g, e, np.float64)
+
+
+@pytest.mark.parametrize(
+    "chunk_bytes, min_tiles",
+    [(1, 1), (10_000, 1), (1 << 30, 1), (1, 1 << 20)],  # one tile row per chunk ... position split
+)
+def test_winograd_work_splits_match_the_direct_algorithm(monkeypatch, rng, chunk_bytes, min_tiles):
+    """Chunks of one tile row, of several, one chunk per thread, and the split by ξ."""
+    x = rng.standard_normal((3, 4, 9, 10))
+    w = rng.standard_normal((5, 4, 3, 3))
+    b = rng.standard_normal(5)
+    kw = dict(padding=1, padding_mode="reflect")
+    gy = rng.standard_normal((3, 5, 9, 10))
+    with _dispatch.forced("direct"):
+        expected = _all_three(x, w, b, gy, **kw)
+    monkeypatch.setattr(winograd, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(winograd, "MIN_TILES", min_tiles)
+    with _dispatch.forced("winograd"):
+        got = _all_three(x, w, b, gy, **kw)
+    for g, e in zip(got, expected, strict=True):
+        assert_close(g, e, np.float64)
+
+
+@pytest.mark.parametrize("min_tiles", [1, 1 << 20])
+def test_winograd_float32_is_within_1e4_of_float64(monkeypatch, rng, min_tiles):
+    """The performance issue's accuracy bar for transform algorithms, on a deep layer."""
+    monkeypatch.setattr(winograd, "MIN_TILES", min_tiles)
+    x = rng.standard_normal((2, 96, 14, 13))
+    w = rng.standard_normal((64, 96, 3, 3)) / 30
+    gy = rng.standard_normal((2, 64, 14, 13))
+    kw = dict(padding=1)
+    with _dispatch.forced("direct"):
+        expected = _all_three(x, w, None, gy, **kw)
+    x32, w32, gy32 = (a.astype(np.float32) for a in (x, w, gy))
+    got = _all_three(x32, w32, None, gy32, **kw)
+    for g, e in zip(got, expected, strict=True):
+        assert g.dtype == np.float32
+        err = np.linalg.norm(g - e) / np.linalg.norm(e)
+        assert err < 1e-4, err
+
+
+def test_winograd_applies_to_stride_1_undilated_3x3_only():
+    x, x3 = np.empty((1, 4, 8, 8)), np.empty((1, 4, 5, 8, 8))
+    assert winograd.applies(_plan(x, np.empty((4, 4, 3, 3)), dict(padding=1)))
+    assert winograd.applies(_plan(x3, np.empty((4, 4, 1, 3, 3)), dict(padding=(0, 1, 1))))
+    assert not winograd.applies(_plan(x, np.empty((4, 4, 3, 3)), dict(stride=2)))
+    assert not winograd.applies(_plan(x, np.empty((4, 4, 3, 3)), dict(dilation=2)))
+    assert not winograd.applies(_plan(x, np.empty((4, 2, 3, 3)), dict(groups=2)))
+    assert not winograd.applies(_plan(x, np.empty((4, 4, 5, 5)), {}))
+    assert not winograd.applies(_plan(x, np.empty((4, 4, 3, 1)), {}))
+    assert not winograd.applies(_plan(x3, np.empty((4, 4, 3, 3, 3)), {}))
+    assert not winograd.applies(_plan(x3, np.empty((4, 4, 1, 3, 3)), dict(padding=1)))

@@ -47,3 +47,36 @@ def test_kernels_use_packed_fma():
     assert set(counts) == {"conv_forward", "conv_input_grad", "conv_weight_grad"}
     for name, count in counts.items():
         assert int(count) > 0, f"{name}: no packed FMA on ymm/zmm registers"
+
+
+WINOGRAD_PROBE = r"""
+import re
+import numpy as np
+from numconv.kernels.winograd import gradient_tiles, input_tiles, output_tiles
+src = np.zeros((1, 2, 1, 10, 10), np.float32)
+v = np.zeros((16, 2, 16), np.float32)
+dst = np.zeros((1, 2, 1, 8, 8), np.float32)
+input_tiles(src, v, 0, 4, 4, 0)
+output_tiles(v, np.zeros(2, np.float32), dst, 0, 4, 4, 0)
+gradient_tiles(dst, v, 0, 4, 4, 0)
+for kernel in (input_tiles, output_tiles, gradient_tiles):
+    asm = kernel.inspect_asm(kernel.signatures[0])
+    packed = re.findall(r"v(?:add|sub)ps\s[^\n]*%(?:ymm|zmm)", asm)
+    print(kernel.__name__, len(packed))
+"""
+
+
+@pytest.mark.skipif(
+    platform.machine() != "x86_64" or not _has_avx2(), reason="checks x86-64 AVX2 assembly"
+)
+def test_winograd_transforms_are_vectorised_over_tiles():
+    """Each transform loop writes 8 of the 16 values: with all 16 LLVM kept it scalar."""
+    env = {**os.environ, "NUMCONV_NO_CACHE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", WINOGRAD_PROBE], capture_output=True, text=True, env=env,
+        check=True, timeout=600,
+    ).stdout  # fmt: skip
+    counts = dict(line.split() for line in out.strip().splitlines())
+    assert set(counts) == {"input_tiles", "output_tiles", "gradient_tiles"}
+    for name, count in counts.items():
+        assert int(count) > 0, f"{name}: no packed add/sub on ymm/zmm registers"

@@ -99,17 +99,28 @@ _pools: dict[int, ThreadPoolExecutor] = {}
 
 
 def run_parts(task, parts) -> list:
-    """``[task(part) for part in parts]``, one worker thread per part, BLAS single-threaded."""
+    """``[task(part) for part in parts]``, one thread per part, BLAS single-threaded.
+
+    The calling thread runs the first part itself while worker threads run the
+    others: handing every part to the pool and waiting cost 120 µs per call
+    in thread wake-ups, which small convolutions (and algorithms that run
+    several phases) feel.
+    """
     global _blas
     if _blas is None:  # inspecting the loaded libraries takes milliseconds: once
         _blas = ThreadpoolController()
     with _blas.limit(limits=1, user_api="blas"):
         if len(parts) == 1:
             return [task(parts[0])]
-        pool = _pools.get(len(parts))
+        pool = _pools.get(len(parts) - 1)
         if pool is None:
-            pool = _pools[len(parts)] = ThreadPoolExecutor(len(parts), "numconv-gemm")
-        return list(pool.map(task, parts))
+            pool = _pools[len(parts) - 1] = ThreadPoolExecutor(len(parts) - 1, "numconv-gemm")
+        others = [pool.submit(task, part) for part in parts[1:]]
+        try:
+            first = task(parts[0])
+        finally:  # never leave a worker running past the call, even on an error
+            results = [future.result() for future in others]
+        return [first, *results]
 
 
 def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:

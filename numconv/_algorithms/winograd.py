@@ -1,0 +1,290 @@
+"""Winograd F(2×2, 3×3) convolution: stride-1 3×3 layers as 16 matrix products.
+
+A direct 3×3 convolution spends 9 multiply-adds per output and input channel;
+Winograd's F(2×2, 3×3) spends 16 per 2×2 block of outputs, 2.25× fewer, and
+the 16 are one matrix product each (:mod:`numconv.kernels.winograd` has the
+transforms). Per chunk of tiles:
+
+- forward:      V = Bᵀ d B (input tiles); M[ξ] = U[ξ] @ V[ξ]; y = Aᵀ M A + bias,
+  with U = G g Gᵀ the transformed filters;
+- input grad:   the forward of the output gradient, padded by 2, with the
+  filters flipped and their channel axes swapped (a stride-1 convolution's
+  input gradient is a full convolution), then the padding's adjoint;
+- weight grad:  dM = A gy Aᵀ (gradient tiles); dU[ξ] += dM[ξ] @ V[ξ]ᵀ; then
+  dg = Gᵀ dU G. The same 2.25× saving, on the products that dominate.
+
+Every tile's transforms run in the caller's channel-first layout, on chunks of
+whole tile rows sized to stay in cache, so the scratch is a few MiB per thread
+whatever the layer; the source is one padded copy of the input (or output
+gradient). Threads: each worker thread takes a contiguous run of tile rows and
+calls single-threaded BLAS, as in :mod:`numconv._algorithms.gemm`; weight
+gradient partial sums are added in part order, so results are deterministic at
+a fixed thread count.
+
+Accuracy: the transforms add and subtract at most 4 values with weights ±1
+and ±1/2, so float32 results stay within about 1e-6 relative (norm) of a
+float64 reference on the suite's layers.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .._padding import pad_adjoint_channels_last, source_indices
+from .._params import ConvPlan
+from ..kernels.winograd import gradient_tiles, input_tiles, output_tiles
+from .gemm import run_parts, split_range
+
+NAME = "winograd"
+
+# G of F(2×2, 3×3): the filter transform U = G g Gᵀ (see the kernels' module).
+_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+# U[4a + b] = Σ_rs G[a, r] g[r, s] G[b, s]: the filter transform as one 16 × 9 matrix.
+_TRANSFORM = np.kron(_G, _G)
+
+# Transformed tiles (V and M, or V and dM) a worker holds at once: long enough
+# products for BLAS, and a chunk of V still in the core's L2 when BLAS reads it.
+CHUNK_BYTES = 2 << 20
+# ... but never fewer tiles than this: each chunk's products stream all of U
+# (16 MiB for 512 channels), and BLAS needs long enough products to amortise
+# that (16 products of 512² by 32 tiles: 60 GFLOP/s on one core; by 128: 85).
+MIN_TILES = 128
+
+
+def applies(plan: ConvPlan) -> bool:
+    """Stride-1, undilated, ungrouped 3×3 convolutions in 2-d (or 3-d with a 1×3×3 kernel)."""
+    return (
+        plan.kernel[1:] == (3, 3)
+        and plan.kernel[0] == 1
+        and plan.pads[0] == (0, 0)
+        and plan.stride == (1, 1, 1)
+        and plan.dilation == (1, 1, 1)
+        and plan.groups == 1
+    )
+
+
+def _tiles(out) -> tuple[int, int]:
+    """Tiles along H and W: one per 2×2 block of outputs, the last one possibly cut."""
+    return -(-out[1] // 2), -(-out[2] // 2)
+
+
+def _padded_source(a5, pads, mode: str, tiles_hw, dtype) -> np.ndarray:
+    """``a5`` padded along H and W by ``pads`` in ``mode``, then by zeros at the end.
+
+    The zeros make every tile's 4×4 patch lie inside the array; they only reach
+    outputs beyond the last row or column, which are cut off. In ``"zeros"``
+    mode a negative pad crops instead (the input gradient's source when the
+    forward padding exceeds 2).
+    """
+    n, c, d, h, w = a5.shape
+    (top, bottom), (left, right) = pads
+    shape = (n, c, d, 2 * tiles_hw[0] + 2, 2 * tiles_hw[1] + 2)
+    src = np.zeros(shape, dtype=dtype)
+    if mode == "zeros":
+        rows = slice(max(top, 0), min(top + h, shape[3]))
+        cols = slice(max(left, 0), min(left + w, shape[4]))
+        src[..., rows, cols] = a5[
+            ..., rows.start - top : rows.stop - top, cols.start - left : cols.stop - left
+        ]
+    else:
+        rows = source_indices(h, top, bottom, mode)
+        cols = source_indices(w, left, right, mode)
+        src[:, :, :, : h + top + bottom, : w + left + right] = a5[:, :, :, rows][..., cols]
+    return src
+
+
+def _whole_tiles(gy5, tiles_hw, dtype) -> np.ndarray:
+    """The output gradient as a C-contiguous array, extended by zeros to whole tiles."""
+    shape = (*gy5.shape[:3], 2 * tiles_hw[0], 2 * tiles_hw[1])
+    if gy5.shape == shape:
+        return np.ascontiguousarray(gy5, dtype=dtype)
+    gy = np.zeros(shape, dtype=dtype)
+    gy[..., : gy5.shape[3], : gy5.shape[4]] = gy5
+    return gy
+
+
+def _filter_transform(w5, dtype, flip: bool = False) -> np.ndarray:
+    """``(K, C, 1, 3, 3)`` filters -> ``U`` of shape ``(16, K, C)``: ``U[4a + b] = (G g Gᵀ)[a, b]``.
+
+    One matrix product, ``kron(G, G)`` (16 × 9) times the filters as 9 × K·C
+    (a transposed view), split over the worker threads: 1 ms on 512 × 512
+    filters, where einsum took 60. With ``flip`` each filter is turned by 180°
+    first (the input gradient's filters). Like every BLAS call here it runs
+    single-threaded on the workers: a multi-threaded call leaves OpenBLAS's
+    threads spinning after it, which slowed the next operation up to 3×.
+    """
+    k, c = w5.shape[:2]
+    taps = np.ascontiguousarray(w5, dtype=dtype).reshape(k * c, 9)
+    transform = (_TRANSFORM[:, ::-1] if flip else _TRANSFORM).astype(dtype)
+    u = np.empty((16, k * c), dtype=dtype)
+
+    def part(bounds):
+        lo, hi = bounds
+        np.matmul(transform, taps[lo:hi].T, out=u[:, lo:hi])
+
+    run_parts(part, _parts(k * c))
+    return u.reshape(16, k, c)
+
+
+def _filter_transform_adjoint(du, dtype) -> np.ndarray:
+    """``(16, K, C)`` -> ``(K, C, 9)``: ``dg = Gᵀ dU G`` for every filter, the adjoint of
+    :func:`_filter_transform`."""
+    _, k, c = du.shape
+    du = du.reshape(16, k * c)
+    transform = _TRANSFORM.astype(dtype)
+    gw = np.empty((k * c, 9), dtype=dtype)
+
+    def part(bounds):
+        lo, hi = bounds
+        np.matmul(du[:, lo:hi].T, transform, out=gw[lo:hi])
+
+    run_parts(part, _parts(k * c))
+    return gw
+
+
+def _chunk_rows(channels_in: int, channels_out: int, tiles_w: int, dtype) -> int:
+    """Tile rows per chunk: CHUNK_BYTES of transformed tiles, but at least MIN_TILES tiles."""
+    row_bytes = 16 * (channels_in + channels_out) * tiles_w * np.dtype(dtype).itemsize
+    return max(CHUNK_BYTES // row_bytes, -(-MIN_TILES // tiles_w))
+
+
+def _parts(total: int):
+    return split_range(total, numba.get_num_threads())
+
+
+def _split_by_position(total_rows: int, tiles_w: int) -> bool:
+    """Whether to split the 16 products between the threads rather than the tiles.
+
+    When each thread's share would be fewer than MIN_TILES tiles (deep layers
+    on small images: res3x3_7 has 128 tiles of 512 channels), all tiles are
+    transformed at once and each thread runs 8 of the 16 products over all of
+    them: products twice as long for BLAS, each U[ξ] read by one thread only
+    and no partial weight gradients to add up (res3x3_7's weight gradient:
+    22 -> 15 ms). Elsewhere the tile split's cache-sized chunks win.
+    """
+    return total_rows * tiles_w < MIN_TILES * numba.get_num_threads()
+
+
+def _convolve(src, u, bias, tiles_hw, dtype) -> np.ndarray:
+    """Valid 3×3 correlation of ``src`` (padded by :func:`_padded_source`) with ``U``.
+
+    Returns ``(N, K, D, 2·tiles_h, 2·tiles_w)``; the caller cuts off the overhang.
+    """
+    n, c, d = src.shape[:3]
+    k = u.shape[1]
+    tiles_h, tiles_w = tiles_hw
+    dst = np.empty((n, k, d, 2 * tiles_h, 2 * tiles_w), dtype=dtype)
+    bias = np.zeros(k, dtype) if bias is None else np.ascontiguousarray(bias, dtype=dtype)
+    total_rows = n * d * tiles_h
+    chunk = _chunk_rows(c, k, tiles_w, dtype)
+
+    if _split_by_position(total_rows, tiles_w):
+        v = np.empty((16, c, total_rows * tiles_w), dtype=dtype)
+        m = np.empty((16, k, total_rows * tiles_w), dtype=dtype)
+        rows = _parts(total_rows)
+        run_parts(lambda b: input_tiles(src, v, b[0], b[1] - b[0], tiles_h, b[0] * tiles_w), rows)
+        run_parts(
+            lambda b: np.matmul(u[b[0] : b[1]], v[b[0] : b[1]], out=m[b[0] : b[1]]), _parts(16)
+        )
+        run_parts(
+            lambda b: output_tiles(m, bias, dst, b[0], b[1] - b[0], tiles_h, b[0] * tiles_w), rows
+        )
+        return dst
+
+    def part(bounds):  # writes only its own tile rows
+        lo, hi = bounds
+        v_buffer = np.empty(16 * c * chunk * tiles_w, dtype=dtype)
+        m_buffer = np.empty(16 * k * chunk * tiles_w, dtype=dtype)
+        for row0 in range(lo, hi, chunk):
+            rows = min(chunk, hi - row0)
+            v = v_buffer[: 16 * c * rows * tiles_w].reshape(16, c, rows * tiles_w)
+            m = m_buffer[: 16 * k * rows * tiles_w].reshape(16, k, rows * tiles_w)
+            input_tiles(src, v, row0, rows, tiles_h, 0)
+            np.matmul(u, v, out=m)
+            output_tiles(m, bias, dst, row0, rows, tiles_h, 0)
+
+    run_parts(part, _parts(total_rows))
+    return dst
+
+
+def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
+    tiles_hw = _tiles(plan.out)
+    src = _padded_source(x5, plan.pads[1:], plan.padding_mode, tiles_hw, dtype)
+    u = _filter_transform(w5, dtype)
+    y = _convolve(src, u, bias, tiles_hw, dtype)
+    return y[..., : plan.out[1], : plan.out[2]]
+
+
+def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
+    # A stride-1 convolution's input gradient is the full correlation of gy
+    # with the filters turned by 180° and their channel axes swapped: a valid
+    # correlation of gy padded by 2, which gives the padded input's gradient.
+    # (16, C, K): a transposed view, which BLAS reads as it is.
+    u = _filter_transform(w5, dtype, flip=True).transpose(0, 2, 1)
+    (top, bottom), (left, right) = plan.pads[1:]
+    if plan.padding_mode == "zeros":  # only the unpadded part is wanted: compute just that
+        tiles_hw = _tiles(plan.spatial)
+        pads = ((2 - top, 2 - bottom), (2 - left, 2 - right))
+        src = _padded_source(gy5, pads, "zeros", tiles_hw, dtype)
+        return _convolve(src, u, None, tiles_hw, dtype)[..., : plan.spatial[1], : plan.spatial[2]]
+    padded = plan.padded
+    tiles_hw = _tiles(padded)
+    src = _padded_source(gy5, ((2, 2), (2, 2)), "zeros", tiles_hw, dtype)
+    gxp = _convolve(src, u, None, tiles_hw, dtype)[..., : padded[1], : padded[2]]
+    return pad_adjoint_channels_last(
+        gxp.transpose(0, 2, 3, 4, 1), plan.spatial, plan.pads, plan.padding_mode
+    )
+
+
+def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
+    tiles_h, tiles_w = tiles_hw = _tiles(plan.out)
+    src = _padded_source(x5, plan.pads[1:], plan.padding_mode, tiles_hw, dtype)
+    gy = _whole_tiles(gy5, tiles_hw, dtype)
+    n, c, d = src.shape[:3]
+    k = gy.shape[1]
+    total_rows = n * d * tiles_h
+    chunk = _chunk_rows(c, k, tiles_w, dtype)
+
+    if _split_by_position(total_rows, tiles_w):
+        v = np.empty((16, c, total_rows * tiles_w), dtype=dtype)
+        dm = np.empty((16, k, total_rows * tiles_w), dtype=dtype)
+
+        def transform(bounds):
+            lo, hi = bounds
+            input_tiles(src, v, lo, hi - lo, tiles_h, lo * tiles_w)
+            gradient_tiles(gy, dm, lo, hi - lo, tiles_h, lo * tiles_w)
+
+        du = np.empty((16, k, c), dtype=dtype)
+        run_parts(transform, _parts(total_rows))
+        run_parts(
+            lambda b: np.matmul(
+                dm[b[0] : b[1]], v[b[0] : b[1]].transpose(0, 2, 1), out=du[b[0] : b[1]]
+            ),
+            _parts(16),
+        )
+        return _filter_transform_adjoint(du, dtype).reshape(plan.weight5)
+
+    def part(bounds):  # every tile feeds every filter: one partial dU per part
+        lo, hi = bounds
+        du = np.empty((16, k, c), dtype=dtype)
+        product = np.empty((16, k, c), dtype=dtype)
+        v_buffer = np.empty(16 * c * chunk * tiles_w, dtype=dtype)
+        m_buffer = np.empty(16 * k * chunk * tiles_w, dtype=dtype)
+        for row0 in range(lo, hi, chunk):
+            rows = min(chunk, hi - row0)
+            v = v_buffer[: 16 * c * rows * tiles_w].reshape(16, c, rows * tiles_w)
+            dm = m_buffer[: 16 * k * rows * tiles_w].reshape(16, k, rows * tiles_w)
+            input_tiles(src, v, row0, rows, tiles_h, 0)
+            gradient_tiles(gy, dm, row0, rows, tiles_h, 0)
+            # The first chunk writes the partial sum, the others add to it.
+            np.matmul(dm, v.transpose(0, 2, 1), out=du if row0 == lo else product)
+            if row0 != lo:
+                du += product
+        return du
+
+    partials = run_parts(part, _parts(total_rows))
+    du = partials[0]
+    for partial in partials[1:]:
+        du += partial
+    return _filter_transform_adjoint(du, dtype).reshape(plan.weight5)

@@ -1,0 +1,207 @@
+"""Winograd F(2×2, 3×3) tile transforms, on channel-first arrays.
+
+A 3×3 convolution of stride 1 computes each 2×2 block of outputs from a 4×4
+patch of input. Winograd's minimal filtering algorithm (Lavin & Gray, 2015)
+writes that block as
+
+    y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d Bᵀᵀ) ] A
+
+with ``d`` the 4×4 input patch, ``g`` the 3×3 filter and, for F(2×2, 3×3),
+
+    Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+    G  = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
+    Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]].
+
+Summed over input channels, the element-wise product becomes 16 independent
+matrix products, one per position ξ of the 4×4 transform: ``M[ξ] = U[ξ] @ V[ξ]``
+with ``U[ξ]`` (output × input channels) the transformed filters and ``V[ξ]``
+(input channels × tiles) the transformed patches. BLAS runs those; the kernels
+here are the transforms on either side, with the adjoints the gradients need.
+
+Tiles are numbered row-major over ``(n, d, i, j)``: a *tile row* is one
+``(n, d, i)`` and holds ``tiles_w`` tiles, and tile ``t`` of a run of tile rows
+starting at ``row0`` goes to column ``t0 + (row − row0)·tiles_w + j`` of the
+transformed arrays. Source arrays are padded
+so that every 4×4 patch (and, for the gradient, every 2×2 block) lies inside
+them: no bounds checks. Kernels are serial and release the GIL; the algorithm
+runs one per worker thread next to single-threaded BLAS, as the GEMM one does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .._config import KERNEL_OPTIONS
+
+# LLVM vectorises a loop over tiles only while it checks few enough pairs of
+# pointers for overlap at run time: a loop writing all 16 transformed values
+# stays scalar (measured 3 ns per value). So each transform runs as two loops
+# over the tiles, each writing (or reading) 8 of the 16 values.
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _input_half(v, c, t0, tiles_w, top, x_a, x_b, x_c):  # pragma: no cover
+    """Transform rows ``top`` and ``top + 1`` of ``Bᵀ d B`` for one tile row.
+
+    ``top == 0`` takes patch rows 0-2 (``Bᵀ`` rows 0 − 2 and 1 + 2), ``top == 2``
+    rows 1-3 (rows 2 − 1 and 1 − 3); ``x_a, x_b, x_c`` are those three rows.
+    """
+    first = 4 * top
+    for j in range(tiles_w):
+        # Unsigned positions: no negative-index wraparound code, which would
+        # keep the loop scalar.
+        w = np.uint64(2 * j)
+        t = np.uint64(t0 + j)
+        if top == 0:  # x_a, x_b, x_c = patch rows 0, 1, 2
+            p0, p1, p2, p3 = (
+                x_a[w] - x_c[w],
+                x_a[w + 1] - x_c[w + 1],
+                x_a[w + 2] - x_c[w + 2],
+                x_a[w + 3] - x_c[w + 3],
+            )
+            q0, q1, q2, q3 = (
+                x_b[w] + x_c[w],
+                x_b[w + 1] + x_c[w + 1],
+                x_b[w + 2] + x_c[w + 2],
+                x_b[w + 3] + x_c[w + 3],
+            )
+        else:  # x_a, x_b, x_c = patch rows 1, 2, 3
+            p0, p1, p2, p3 = (
+                x_b[w] - x_a[w],
+                x_b[w + 1] - x_a[w + 1],
+                x_b[w + 2] - x_a[w + 2],
+                x_b[w + 3] - x_a[w + 3],
+            )
+            q0, q1, q2, q3 = (
+                x_a[w] - x_c[w],
+                x_a[w + 1] - x_c[w + 1],
+                x_a[w + 2] - x_c[w + 2],
+                x_a[w + 3] - x_c[w + 3],
+            )
+        # (Bᵀ d) B: columns 0 − 2, 1 + 2, 2 − 1, 1 − 3 of each row.
+        v[first, c, t] = p0 - p2
+        v[first + 1, c, t] = p1 + p2
+        v[first + 2, c, t] = p2 - p1
+        v[first + 3, c, t] = p1 - p3
+        v[first + 4, c, t] = q0 - q2
+        v[first + 5, c, t] = q1 + q2
+        v[first + 6, c, t] = q2 - q1
+        v[first + 7, c, t] = q1 - q3
+
+
+@njit(**KERNEL_OPTIONS)
+def input_tiles(src, v, row0, rows, tiles_h, t0):  # pragma: no cover
+    """``v[ξ, c, t] = (Bᵀ d B)[ξ]`` for the 4×4 patch ``d`` of tile ``t`` in channel ``c``.
+
+    ``src`` is ``(N, C, D, H, W)`` with ``H ≥ 2·tiles_h + 2`` and
+    ``W ≥ 2·tiles_w + 2``; ``v`` is ``(16, C, T)``. Tile rows ``row0`` to
+    ``row0 + rows`` go to columns ``t0`` onwards; ``ξ = 4a + b`` for transform
+    row ``a``, column ``b``.
+    """
+    _, channels, depth, _, width = src.shape
+    tiles_w = (width - 2) // 2
+    for r in range(rows):
+        row = row0 + r
+        i = row % tiles_h
+        d = (row // tiles_h) % depth
+        n = row // (tiles_h * depth)
+        for c in range(channels):
+            x0 = src[n, c, d, 2 * i]
+            x1 = src[n, c, d, 2 * i + 1]
+            x2 = src[n, c, d, 2 * i + 2]
+            x3 = src[n, c, d, 2 * i + 3]
+            _input_half(v, c, t0 + r * tiles_w, tiles_w, 0, x0, x1, x2)
+            _input_half(v, c, t0 + r * tiles_w, tiles_w, 2, x1, x2, x3)
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _output_row(m, k, t0, tiles_w, y_row, b, lower):  # pragma: no cover
+    """One output row of ``Aᵀ m A + b`` per tile.
+
+    Row 0 combines transform rows 0 + 1 + 2; row 1 (``lower``) rows 1 − 2 − 3.
+    """
+    for j in range(tiles_w):
+        w = np.uint64(2 * j)
+        t = np.uint64(t0 + j)
+        # Aᵀ m: combine the transform rows, one column at a time.
+        if lower:
+            u0 = m[4, k, t] - m[8, k, t] - m[12, k, t]
+            u1 = m[5, k, t] - m[9, k, t] - m[13, k, t]
+            u2 = m[6, k, t] - m[10, k, t] - m[14, k, t]
+            u3 = m[7, k, t] - m[11, k, t] - m[15, k, t]
+        else:
+            u0 = m[0, k, t] + m[4, k, t] + m[8, k, t]
+            u1 = m[1, k, t] + m[5, k, t] + m[9, k, t]
+            u2 = m[2, k, t] + m[6, k, t] + m[10, k, t]
+            u3 = m[3, k, t] + m[7, k, t] + m[11, k, t]
+        # (Aᵀ m) A: the same combination along the row.
+        y_row[w] = u0 + u1 + u2 + b
+        y_row[w + 1] = u1 - u2 - u3 + b
+
+
+@njit(**KERNEL_OPTIONS)
+def output_tiles(m, bias, dst, row0, rows, tiles_h, t0):  # pragma: no cover
+    """Write ``Aᵀ m A + bias`` of every tile into its 2×2 block of ``dst``.
+
+    ``m`` is ``(16, K, T)``, ``dst`` is ``(N, K, D, 2·tiles_h, 2·tiles_w)``
+    and ``bias`` has ``K`` entries; tile rows and columns as in :func:`input_tiles`.
+    """
+    _, channels, depth, _, width = dst.shape
+    tiles_w = width // 2
+    for r in range(rows):
+        row = row0 + r
+        i = row % tiles_h
+        d = (row // tiles_h) % depth
+        n = row // (tiles_h * depth)
+        for k in range(channels):
+            _output_row(m, k, t0 + r * tiles_w, tiles_w, dst[n, k, d, 2 * i], bias[k], False)
+            _output_row(m, k, t0 + r * tiles_w, tiles_w, dst[n, k, d, 2 * i + 1], bias[k], True)
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _gradient_half(dm, k, t0, tiles_w, g0, g1, top):  # pragma: no cover
+    """Rows ``top`` and ``top + 1`` of ``A g Aᵀ`` for one tile row (see :func:`gradient_tiles`)."""
+    first = 4 * top
+    for j in range(tiles_w):
+        w = np.uint64(2 * j)
+        t = np.uint64(t0 + j)
+        # A g: rows g0, g0 + g1, g0 − g1, −g1.
+        if top == 0:
+            p0, p1 = g0[w], g0[w + 1]
+            q0, q1 = g0[w] + g1[w], g0[w + 1] + g1[w + 1]
+        else:
+            p0, p1 = g0[w] - g1[w], g0[w + 1] - g1[w + 1]
+            q0, q1 = -g1[w], -g1[w + 1]
+        # (A g) Aᵀ: columns 0, 0 + 1, 0 − 1, −1 of each row.
+        dm[first, k, t] = p0
+        dm[first + 1, k, t] = p0 + p1
+        dm[first + 2, k, t] = p0 - p1
+        dm[first + 3, k, t] = -p1
+        dm[first + 4, k, t] = q0
+        dm[first + 5, k, t] = q0 + q1
+        dm[first + 6, k, t] = q0 - q1
+        dm[first + 7, k, t] = -q1
+
+
+@njit(**KERNEL_OPTIONS)
+def gradient_tiles(gy, dm, row0, rows, tiles_h, t0):  # pragma: no cover
+    """``dm[ξ, k, t] = (A g Aᵀ)[ξ]`` for the 2×2 output-gradient block ``g`` of tile ``t``.
+
+    The adjoint of :func:`output_tiles` (without the bias): how a tile's
+    output gradient reaches its 16 transformed products. ``gy`` is
+    ``(N, K, D, 2·tiles_h, 2·tiles_w)``; ``dm`` is ``(16, K, T)``; tile rows
+    and columns as in :func:`input_tiles`.
+    """
+    _, channels, depth, _, width = gy.shape
+    tiles_w = width // 2
+    for r in range(rows):
+        row = row0 + r
+        i = row % tiles_h
+        d = (row // tiles_h) % depth
+        n = row // (tiles_h * depth)
+        for k in range(channels):
+            g0 = gy[n, k, d, 2 * i]
+            g1 = gy[n, k, d, 2 * i + 1]
+            _gradient_half(dm, k, t0 + r * tiles_w, tiles_w, g0, g1, 0)
+            _gradient_half(dm, k, t0 + r * tiles_w, tiles_w, g0, g1, 2)
