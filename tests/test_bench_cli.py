@@ -87,3 +87,20 @@ def test_suite_flops_match_the_library_plan():
         plan = plan_conv(case.nd, x_shape, w_shape, **case.kwargs, padding_mode="zeros")
         assert plan.output_shape[2:] == case.out_spatial
         assert plan.flops == case.flops
+
+
+def test_table_has_a_forward_plus_backward_row_per_step():
+    """fwd+bwd: per case, PyTorch's summed time over numconv's, then the geomean."""
+    from numconv.bench.runner import Row, format_table, step_ratios
+
+    rows = [
+        Row("a", "fwd", 1.0, 2.0, None),
+        Row("a", "dx", 2.0, 2.0, None),
+        Row("a", "dw", 1.0, 4.0, None),  # step: 8 / 4 = 2
+        Row("b", "fwd", 4.0, 2.0, None),
+        Row("b", "dx", 4.0, 2.0, None),  # step: 4 / 8 = 0.5
+        Row("c", "fwd", 1.0, 9.0, None),  # one op only: no step
+    ]
+    assert step_ratios(rows) == [2.0, 0.5]
+    assert "| **geomean** | fwd+bwd | | | **1.00** | | |" in format_table(rows, 100.0)
+    assert step_ratios([Row("a", "fwd", 1.0, None, None), Row("a", "dx", 1.0, None, None)]) == []

@@ -133,8 +133,23 @@ def geomean(values) -> float:
     return math.exp(sum(map(math.log, values)) / len(values))
 
 
+def step_ratios(rows: list[Row]) -> list[float]:
+    """Per case timed in every op it has, PyTorch's summed time over numconv's.
+
+    The forward + backward speed ratio of one training step: a convolution
+    step runs the forward and both gradients, a pooling step the forward and
+    its backward. Cases with a single op, or without PyTorch's times, have none.
+    """
+    ratios = []
+    for case in dict.fromkeys(r.case for r in rows):
+        ops = [r for r in rows if r.case == case]
+        if len(ops) > 1 and all(r.torch_ms is not None for r in ops):
+            ratios.append(sum(r.torch_ms for r in ops) / sum(r.numconv_ms for r in ops))
+    return ratios
+
+
 def format_table(rows: list[Row], ceiling: float) -> str:
-    """A Markdown table with one row per (case, op) and a geomean row per op."""
+    """A Markdown table with one row per (case, op) and geomean rows per op and per step."""
     lines = [
         "| case | op | numconv ms | PyTorch ms | speed ratio | GFLOP/s | % of GEMM |",
         "|---|---|---:|---:|---:|---:|---:|",
@@ -152,6 +167,9 @@ def format_table(rows: list[Row], ceiling: float) -> str:
         ratios = [r.ratio for r in rows if r.op == op and r.ratio is not None]
         if ratios:
             lines.append(f"| **geomean** | {op} | | | **{geomean(ratios):.2f}** | | |")
+    steps = step_ratios(rows)
+    if steps:
+        lines.append(f"| **geomean** | fwd+bwd | | | **{geomean(steps):.2f}** | | |")
     return "\n".join(lines)
 
 
