@@ -149,6 +149,26 @@ def _chunk_rows(channels_in: int, channels_out: int, tiles_w: int, dtype) -> int
     return max(CHUNK_BYTES // row_bytes, -(-MIN_TILES // tiles_w))
 
 
+def _chunk_buffers(c: int, k: int, chunk: int, tiles_w: int, dtype):
+    """Reusable scratch for a worker's chunks; ``views(rows)`` shapes it for one chunk.
+
+    Returns ``views``, which gives the ``(16, c, T)`` transformed tiles and the
+    ``(16, k, T)`` products (or their gradient) of ``rows`` tile rows, both
+    C-contiguous.
+    """
+    v_buffer = np.empty(16 * c * chunk * tiles_w, dtype=dtype)
+    m_buffer = np.empty(16 * k * chunk * tiles_w, dtype=dtype)
+
+    def views(rows: int):
+        tiles = rows * tiles_w
+        return (
+            v_buffer[: 16 * c * tiles].reshape(16, c, tiles),
+            m_buffer[: 16 * k * tiles].reshape(16, k, tiles),
+        )
+
+    return views
+
+
 def _parts(total: int):
     return split_range(total, numba.get_num_threads())
 
@@ -194,12 +214,10 @@ def _convolve(src, u, bias, tiles_hw, dtype) -> np.ndarray:
 
     def part(bounds):  # writes only its own tile rows
         lo, hi = bounds
-        v_buffer = np.empty(16 * c * chunk * tiles_w, dtype=dtype)
-        m_buffer = np.empty(16 * k * chunk * tiles_w, dtype=dtype)
+        views = _chunk_buffers(c, k, chunk, tiles_w, dtype)
         for row0 in range(lo, hi, chunk):
             rows = min(chunk, hi - row0)
-            v = v_buffer[: 16 * c * rows * tiles_w].reshape(16, c, rows * tiles_w)
-            m = m_buffer[: 16 * k * rows * tiles_w].reshape(16, k, rows * tiles_w)
+            v, m = views(rows)
             input_tiles(src, v, row0, rows, tiles_h, 0)
             np.matmul(u, v, out=m)
             output_tiles(m, bias, dst, row0, rows, tiles_h, 0)
@@ -269,12 +287,10 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
         lo, hi = bounds
         du = np.empty((16, k, c), dtype=dtype)
         product = np.empty((16, k, c), dtype=dtype)
-        v_buffer = np.empty(16 * c * chunk * tiles_w, dtype=dtype)
-        m_buffer = np.empty(16 * k * chunk * tiles_w, dtype=dtype)
+        views = _chunk_buffers(c, k, chunk, tiles_w, dtype)
         for row0 in range(lo, hi, chunk):
             rows = min(chunk, hi - row0)
-            v = v_buffer[: 16 * c * rows * tiles_w].reshape(16, c, rows * tiles_w)
-            dm = m_buffer[: 16 * k * rows * tiles_w].reshape(16, k, rows * tiles_w)
+            v, dm = views(rows)
             input_tiles(src, v, row0, rows, tiles_h, 0)
             gradient_tiles(gy, dm, row0, rows, tiles_h, 0)
             # The first chunk writes the partial sum, the others add to it.

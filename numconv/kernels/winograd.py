@@ -41,6 +41,12 @@ from .._config import KERNEL_OPTIONS
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
+def _tile_row(row, tiles_h, depth):  # pragma: no cover
+    """``(n, d, i)`` of a tile row: rows run over images, then depth, then tile rows."""
+    return row // (tiles_h * depth), (row // tiles_h) % depth, row % tiles_h
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
 def _input_half(v, c, t0, tiles_w, top, x_a, x_b, x_c):  # pragma: no cover
     """Transform rows ``top`` and ``top + 1`` of ``Bᵀ d B`` for one tile row.
 
@@ -102,10 +108,7 @@ def input_tiles(src, v, row0, rows, tiles_h, t0):  # pragma: no cover
     _, channels, depth, _, width = src.shape
     tiles_w = (width - 2) // 2
     for r in range(rows):
-        row = row0 + r
-        i = row % tiles_h
-        d = (row // tiles_h) % depth
-        n = row // (tiles_h * depth)
+        n, d, i = _tile_row(row0 + r, tiles_h, depth)
         for c in range(channels):
             x0 = src[n, c, d, 2 * i]
             x1 = src[n, c, d, 2 * i + 1]
@@ -150,10 +153,7 @@ def output_tiles(m, bias, dst, row0, rows, tiles_h, t0):  # pragma: no cover
     _, channels, depth, _, width = dst.shape
     tiles_w = width // 2
     for r in range(rows):
-        row = row0 + r
-        i = row % tiles_h
-        d = (row // tiles_h) % depth
-        n = row // (tiles_h * depth)
+        n, d, i = _tile_row(row0 + r, tiles_h, depth)
         for k in range(channels):
             _output_row(m, k, t0 + r * tiles_w, tiles_w, dst[n, k, d, 2 * i], bias[k], False)
             _output_row(m, k, t0 + r * tiles_w, tiles_w, dst[n, k, d, 2 * i + 1], bias[k], True)
@@ -196,10 +196,7 @@ def gradient_tiles(gy, dm, row0, rows, tiles_h, t0):  # pragma: no cover
     _, channels, depth, _, width = gy.shape
     tiles_w = width // 2
     for r in range(rows):
-        row = row0 + r
-        i = row % tiles_h
-        d = (row // tiles_h) % depth
-        n = row // (tiles_h * depth)
+        n, d, i = _tile_row(row0 + r, tiles_h, depth)
         for k in range(channels):
             g0 = gy[n, k, d, 2 * i]
             g1 = gy[n, k, d, 2 * i + 1]
