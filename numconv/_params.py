@@ -38,7 +38,7 @@ def result_dtypes(*arrays: np.ndarray) -> tuple[np.dtype, np.dtype]:
 
     float16 has no native kernels: it computes in float32 and is cast back.
     """
-    result = np.result_type(*arrays)
+    result = arrays[0].dtype if len(arrays) == 1 else np.result_type(*arrays)
     compute = np.dtype(np.float32) if result == np.float16 else result
     return compute, result
 
@@ -51,7 +51,8 @@ def kernel_array(a: np.ndarray, shape, dtype) -> np.ndarray:
     write their inputs anyway.
     """
     view = a.reshape(shape)
-    if view.dtype == dtype and view.flags.c_contiguous and view.flags.writeable:
+    flags = view.flags  # one flags object: each .flags access builds a new one
+    if view.dtype == dtype and flags.c_contiguous and flags.writeable:
         return view
     return np.array(view, dtype=dtype, order="C")
 

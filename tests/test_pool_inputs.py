@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 import pytest
 
@@ -117,3 +119,12 @@ def test_plans_accept_lists_and_numpy_ints_as_ints(rng):
     expected = F.avg_pool2d(x, (2, 3))
     np.testing.assert_array_equal(F.avg_pool2d(x, [2, 3]), expected)
     np.testing.assert_array_equal(F.avg_pool2d(x, (np.int64(2), np.int32(3))), expected)
+
+
+def test_cached_plans_tell_tuple_subclasses_apart_by_their_items(rng):
+    # A tuple subclass takes the type-tagged path, which must still see a bool item.
+    size = collections.namedtuple("size", "h w")
+    x = _input(rng, (1, 2, 6, 6))
+    F.adaptive_avg_pool2d(x, size(1, 1))
+    with pytest.raises(ValueError):
+        F.adaptive_avg_pool2d(x, size(True, 1))

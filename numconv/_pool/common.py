@@ -59,7 +59,9 @@ def check_index_range(skipped: int, indices, plane_size: int, name: str = "indic
 
 def finish(planes_array: np.ndarray, shape, dtype) -> np.ndarray:
     """Reshape a kernel result to the caller's shape and cast to the result dtype."""
-    return planes_array.reshape(shape).astype(dtype, copy=False)
+    result = planes_array.reshape(shape)
+    # astype(copy=False) costs 0.3 µs even when it returns its input
+    return result if result.dtype == dtype else result.astype(dtype)
 
 
 def public(function, name: str, doc: str):

@@ -22,6 +22,8 @@ from .._params import (
 )
 
 _PLAN_CACHE_SIZE = 256
+_SEQUENCES = (tuple, list)
+_PLAIN = (int, str, type(None))
 
 
 def _type_key(args) -> tuple:
@@ -32,13 +34,29 @@ def _type_key(args) -> tuple:
     level of nesting is enough: a nested sequence is itself invalid, errors are
     never cached, and its key cannot equal a valid one's (its type differs).
     """
-    key = []
+    return tuple([
+        (value.__class__, tuple(value), tuple(map(type, value)))
+        if isinstance(value, _SEQUENCES)  # subclasses too (namedtuples)
+        else (value.__class__, value)
+        for value in args
+    ])  # fmt: skip
+
+
+def _is_plain(args) -> bool:
+    """Whether every argument is an exact int, bool, str or None, or a tuple of int, str or None.
+
+    Such arguments with their top-level types attached are a cache key: no two
+    of them are equal unless they are the same values of the same types.
+    """
     for value in args:
-        if isinstance(value, tuple | list):
-            key.append((type(value), tuple(value), tuple(map(type, value))))
-        else:
-            key.append((type(value), value))
-    return tuple(key)
+        kind = value.__class__
+        if kind is tuple:
+            for item in value:
+                if item.__class__ not in _PLAIN:
+                    return False
+        elif kind not in _PLAIN and kind is not bool:
+            return False
+    return True
 
 
 def _memoized(planner):
@@ -48,22 +66,28 @@ def _memoized(planner):
     a small pooling call (global average pooling of 8×512×7×7 runs in ~9 µs).
     Plans are frozen, so sharing one between calls is safe; arguments that
     cannot be hashed (arrays, say) are planned afresh. Errors are never cached.
+    Plain arguments (the usual call) go to ``functools.lru_cache``, whose
+    C-implemented ``typed`` key tells ``True`` from ``1`` at the top level
+    (0.5 µs a call); others are type-tagged to every tuple item first (1.5 µs).
     """
-    cache = {}
+    plain_planner = functools.lru_cache(maxsize=_PLAN_CACHE_SIZE, typed=True)(planner)
+    tagged_cache = {}
 
     @functools.wraps(planner)
     def plan(*args, **kwargs):
+        if _is_plain(args) and _is_plain(kwargs.values()):
+            return plain_planner(*args, **kwargs)
         try:
             key = _type_key(args), tuple(sorted(kwargs.items()))
-            return cache[key]
+            return tagged_cache[key]
         except TypeError:  # unhashable arguments
             return planner(*args, **kwargs)
         except KeyError:
             pass
         result = planner(*args, **kwargs)
-        if len(cache) >= _PLAN_CACHE_SIZE:
-            cache.clear()  # shapes in one program are few; a bound keeps odd ones finite
-        cache[key] = result
+        if len(tagged_cache) >= _PLAN_CACHE_SIZE:
+            tagged_cache.clear()  # shapes in one program are few; a bound keeps odd ones finite
+        tagged_cache[key] = result
         return result
 
     return plan
@@ -95,15 +119,17 @@ class PlaneMap:
     spatial: tuple[int, int, int]
     out: tuple[int, int, int]
 
-    @property
+    # Cached: plans are shared between calls (see _memoized), and these are read
+    # on every call; computing them each time cost 0.35 µs apiece.
+    @functools.cached_property
     def planes(self) -> int:
         return self.batch * self.channels
 
-    @property
+    @functools.cached_property
     def input_shape(self) -> tuple[int, ...]:
         return caller_shape(self, self.channels, self.spatial)
 
-    @property
+    @functools.cached_property
     def output_shape(self) -> tuple[int, ...]:
         return caller_shape(self, self.channels, self.out)
 
