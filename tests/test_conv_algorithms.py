@@ -98,6 +98,12 @@ def test_gemm_scratch_stays_within_twice_input_plus_output(monkeypatch, rng):
         ((1, 7, 11, 10), (3, 2), dict(stride=(2, 3), padding=(2, 1), dilation=(2, 1))),
         ((3, 4, 19), (5,), dict(stride=2, padding="same")),
         ((1, 3, 5, 6, 7), (2, 3, 2), dict(stride=(1, 2, 1), padding=1, dilation=(2, 1, 1))),
+        # stride 1: the flat-plane kernels (9 taps unrolled, other counts per tap)
+        ((2, 3, 7, 6), (3, 3), dict(padding=((2, 0), (1, 2)), dilation=(1, 2))),
+        ((1, 4, 9, 8), (5, 5), dict(padding=2)),
+        ((2, 3, 13), (3,), dict(padding="same", dilation=3)),
+        ((1, 2, 4, 6, 5), (1, 3, 3), dict(padding=(0, 1, 1))),
+        ((1, 2, 5, 6, 5), (3, 2, 2), dict(padding=1, dilation=(1, 2, 1))),
     ],
 )
 def test_depthwise_matches_the_direct_algorithm(rng, mode, shape, kernel, kw):

@@ -34,16 +34,21 @@ def _has_avx2() -> bool:
         return False
 
 
+def _run_probe(probe: str) -> dict[str, str]:
+    """Run a probe in a fresh interpreter; its ``name count`` lines as a dict."""
+    env = {**os.environ, "NUMCONV_NO_CACHE": "1"}  # inspect_asm needs freshly compiled code
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True,
+        timeout=600,
+    ).stdout  # fmt: skip
+    return dict(line.split() for line in out.strip().splitlines())
+
+
 @pytest.mark.skipif(
     platform.machine() != "x86_64" or not _has_avx2(), reason="checks x86-64 AVX2 assembly"
 )
 def test_kernels_use_packed_fma():
-    env = {**os.environ, "NUMCONV_NO_CACHE": "1"}  # inspect_asm needs freshly compiled code
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, check=True,
-        timeout=600,
-    ).stdout  # fmt: skip
-    counts = dict(line.split() for line in out.strip().splitlines())
+    counts = _run_probe(PROBE)
     assert set(counts) == {"conv_forward", "conv_input_grad", "conv_weight_grad"}
     for name, count in counts.items():
         assert int(count) > 0, f"{name}: no packed FMA on ymm/zmm registers"
@@ -71,12 +76,40 @@ for kernel in (input_tiles, output_tiles, gradient_tiles):
 )
 def test_winograd_transforms_are_vectorised_over_tiles():
     """Each transform loop writes 8 of the 16 values: with all 16 LLVM kept it scalar."""
-    env = {**os.environ, "NUMCONV_NO_CACHE": "1"}
-    out = subprocess.run(
-        [sys.executable, "-c", WINOGRAD_PROBE], capture_output=True, text=True, env=env,
-        check=True, timeout=600,
-    ).stdout  # fmt: skip
-    counts = dict(line.split() for line in out.strip().splitlines())
+    counts = _run_probe(WINOGRAD_PROBE)
     assert set(counts) == {"input_tiles", "output_tiles", "gradient_tiles"}
     for name, count in counts.items():
         assert int(count) > 0, f"{name}: no packed add/sub on ymm/zmm registers"
+
+
+DEPTHWISE_PROBE = r"""
+import re
+import numpy as np
+import numconv.functional as F
+from numconv.kernels import depthwise as D
+x = np.zeros((1, 2, 6, 6), np.float32)
+w = np.zeros((2, 1, 3, 3), np.float32)
+y = F.conv2d(x, w, padding=1, groups=2)
+F.conv2d_input_grad(x.shape, w, y, padding=1, groups=2)
+F.conv2d_weight_grad(x, w.shape, y, padding=1, groups=2)
+for kernel in (D.depthwise_forward_flat, D.depthwise_input_grad_flat,
+               D.depthwise_weight_grad_flat):
+    asm = kernel.inspect_asm(kernel.signatures[0])
+    packed = re.findall(r"vfmadd\w*ps\s[^\n]*%(?:ymm|zmm)", asm)
+    print(kernel.__name__, len(packed))
+"""
+
+
+@pytest.mark.skipif(
+    platform.machine() != "x86_64" or not _has_avx2(), reason="checks x86-64 AVX2 assembly"
+)
+def test_depthwise_flat_plane_kernels_are_vectorised():
+    """The stride-1 depthwise kernels' one long loop per plane runs on vectors."""
+    counts = _run_probe(DEPTHWISE_PROBE)
+    assert set(counts) == {
+        "depthwise_forward_flat",
+        "depthwise_input_grad_flat",
+        "depthwise_weight_grad_flat",
+    }
+    for name, count in counts.items():
+        assert int(count) > 0, f"{name}: no packed FMA on ymm/zmm registers"
