@@ -16,6 +16,8 @@ The rule, from measurements recorded in ``docs/performance.md``:
   fixed cost of thread hand-offs and transforms made it 0.5 ms against
   direct's 0.05; from 4 × 4 channels it ties or wins (3 × 32 channels on
   64×32² images: 2.5-3.3 ms against 7.7-9.9);
+- stride-1 dilated convolutions whose phases (see ``polyphase``) Winograd
+  would take -> ``polyphase``: the same undilated layers on sub-grids;
 - windows of at least :data:`GEMM_MIN_DEPTH` values per output channel
   (``C_in/groups · ∏kernel``, the GEMM's inner dimension) -> ``gemm``: BLAS
   then runs long enough products to pay for the column copy. The input
@@ -31,10 +33,12 @@ import contextlib
 import math
 from collections.abc import Iterator
 
-from ._algorithms import depthwise, direct, gemm, pointwise, winograd
+from ._algorithms import depthwise, direct, gemm, pointwise, polyphase, winograd
 from ._params import ConvPlan
 
-ALGORITHMS = {module.NAME: module for module in (direct, gemm, depthwise, pointwise, winograd)}
+ALGORITHMS = {
+    module.NAME: module for module in (direct, gemm, depthwise, pointwise, winograd, polyphase)
+}
 OPS = ("forward", "input_grad", "weight_grad")
 
 GEMM_MIN_DEPTH = {"forward": 64, "input_grad": 16, "weight_grad": 64}
@@ -51,11 +55,17 @@ def select(op: str, plan: ConvPlan, dtype):
         return depthwise
     if pointwise.applies(plan):
         return pointwise
-    if winograd.applies(plan) and plan.in_channels * plan.out_channels >= WINOGRAD_MIN_CHANNELS:
+    if _winograd_suits(plan):
         return winograd
+    if polyphase.applies(plan) and _winograd_suits(polyphase.undilated(plan)):
+        return polyphase
     if plan.in_channels // plan.groups * math.prod(plan.kernel) >= GEMM_MIN_DEPTH[op]:
         return gemm
     return direct
+
+
+def _winograd_suits(plan: ConvPlan) -> bool:
+    return winograd.applies(plan) and plan.in_channels * plan.out_channels >= WINOGRAD_MIN_CHANNELS
 
 
 @contextlib.contextmanager

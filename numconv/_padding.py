@@ -49,6 +49,21 @@ def pad_channels_last(x5: np.ndarray, pads, mode: str, dtype) -> np.ndarray:
     return np.ascontiguousarray(xt, dtype=dtype)
 
 
+def pad_channels_first(x5: np.ndarray, pads, mode: str, dtype) -> np.ndarray:
+    """``(N, C, D, H, W)`` -> padded, C-contiguous ``(N, C, Dp, Hp, Wp)`` of ``dtype``."""
+    n_, c, *spatial = x5.shape
+    if mode == "zeros":
+        padded = [s + b + a for s, (b, a) in zip(spatial, pads, strict=True)]
+        out = np.zeros((n_, c, *padded), dtype=dtype)
+        interior = tuple(slice(b, b + s) for s, (b, _) in zip(spatial, pads, strict=True))
+        out[(slice(None), slice(None), *interior)] = x5
+        return out
+    for axis, s, (b, a) in zip((2, 3, 4), spatial, pads, strict=True):
+        if b or a:
+            x5 = np.take(x5, source_indices(s, b, a, mode), axis=axis)
+    return np.ascontiguousarray(x5, dtype=dtype)
+
+
 def pad_adjoint_channels_last(gxp: np.ndarray, spatial, pads, mode: str) -> np.ndarray:
     """Adjoint of :func:`pad_channels_last`: ``(N, Dp, Hp, Wp, C)`` -> ``(N, C, D, H, W)``."""
     g = gxp

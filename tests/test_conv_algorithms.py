@@ -184,6 +184,9 @@ def test_pointwise_needs_one_group_and_no_padding(rng):
         ((8, 256, 28, 28), (64, 256, 1, 1), {}, {"pointwise"}),
         ((2, 4, 50), (4, 4, 3), {}, {"direct"}),
         ((1, 6, 8, 8), (12, 1, 3, 3), dict(groups=6), {"direct"}),  # channel multiplier 2, depth 9
+        ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=2, dilation=2), {"polyphase"}),
+        ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=2, dilation=2, stride=2), {"gemm"}),
+        ((8, 64, 56, 56), (64, 64, 5, 5), dict(padding=4, dilation=2), {"gemm"}),
     ],
 )
 def test_selection_rule(x_shape, w_shape, kw, expected):
@@ -295,3 +298,59 @@ def test_run_parts_raises_a_part_error_after_every_part_finished(failing):
         gemm.run_parts(task, [0, 1])
     assert [part for part, _ in finished] == [1 - failing]  # the other part ran to its end
     assert gemm.run_parts(lambda part: part * 2, [0, 1, 2]) == [0, 2, 4]
+
+
+@pytest.mark.parametrize(
+    "shape, c_out, kernel, kw",
+    [
+        ((2, 3, 9, 10), 4, (3, 3), dict(padding=2, dilation=2)),
+        ((1, 2, 11, 8), 3, (3, 3), dict(padding=((3, 1), (2, 2)), dilation=(3, 2))),
+        ((2, 3, 12), 2, (3,), dict(padding="same", dilation=4)),
+        ((1, 2, 5, 7, 6), 2, (2, 3, 2), dict(padding=1, dilation=(2, 1, 3))),
+        # a padded width of 5 with dilation 3 and 2 taps: one phase has no output
+        ((1, 2, 6, 5), 2, (2, 2), dict(dilation=3)),
+        ((3, 7, 7), 2, (3, 3), dict(padding=2, dilation=2)),  # unbatched
+    ],
+)
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+def test_polyphase_matches_the_direct_algorithm(rng, shape, c_out, kernel, kw, mode):
+    nd = len(kernel)
+    kw = dict(kw, padding_mode=mode)
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((c_out, shape[-nd - 1], *kernel))
+    b = rng.standard_normal(c_out)
+    gy = rng.standard_normal(getattr(F, f"conv{nd}d")(x, w, b, **kw).shape)
+    with _dispatch.forced("direct"):
+        expected = _all_three(x, w, b, gy, **kw)
+    with _dispatch.forced("polyphase"):
+        got = _all_three(x, w, b, gy, **kw)
+    for g, e in zip(got, expected, strict=True):
+        assert_close(g, e, np.float64)
+
+
+def test_polyphase_phases_run_through_winograd(monkeypatch, rng):
+    """A dilated 3×3 layer's phases are undilated 3×3 layers: Winograd takes them."""
+    calls = []
+    for op in ("forward", "input_grad", "weight_grad"):
+        real = getattr(winograd, op)
+
+        def spy(plan, *args, _real=real, _op=op):
+            calls.append((_op, plan.dilation, plan.pads))
+            return _real(plan, *args)
+
+        monkeypatch.setattr(winograd, op, spy)
+    x = rng.standard_normal((2, 8, 10, 9))
+    w = rng.standard_normal((4, 8, 3, 3))
+    b = rng.standard_normal(4)
+    kw = dict(padding=2, dilation=2, padding_mode="reflect")
+    gy = rng.standard_normal(F.conv2d(x, w, b, **kw).shape)
+    calls.clear()
+    assert _dispatch.select("forward", _plan(x, w, kw), np.float64).NAME == "polyphase"
+    got = _all_three(x, w, b, gy, **kw)
+    assert sorted({op for op, _, _ in calls}) == ["forward", "input_grad", "weight_grad"]
+    assert len(calls) == 12  # four phases per op
+    assert {(d, p) for _, d, p in calls} == {((1, 1, 1), ((0, 0),) * 3)}
+    with _dispatch.forced("direct"):
+        expected = _all_three(x, w, b, gy, **kw)
+    for g, e in zip(got, expected, strict=True):
+        assert_close(g, e, np.float64)
