@@ -18,6 +18,8 @@ The rule, from measurements recorded in ``docs/performance.md``:
   64×32² images: 2.5-3.3 ms against 7.7-9.9);
 - stride-1 dilated convolutions whose phases (see ``polyphase``) Winograd
   would take -> ``polyphase``: the same undilated layers on sub-grids;
+- 3-d kernels more than one deep whose one-deep slices Winograd would take
+  -> ``depth_slices``: a sum of 1×3×3 layers over kernel depth;
 - windows of at least :data:`GEMM_MIN_DEPTH` values per output channel
   (``C_in/groups · ∏kernel``, the GEMM's inner dimension) -> ``gemm``: BLAS
   then runs long enough products to pay for the column copy. The input
@@ -33,11 +35,12 @@ import contextlib
 import math
 from collections.abc import Iterator
 
-from ._algorithms import depthwise, direct, gemm, pointwise, polyphase, winograd
+from ._algorithms import depth_slices, depthwise, direct, gemm, pointwise, polyphase, winograd
 from ._params import ConvPlan
 
 ALGORITHMS = {
-    module.NAME: module for module in (direct, gemm, depthwise, pointwise, winograd, polyphase)
+    module.NAME: module
+    for module in (direct, gemm, depthwise, pointwise, winograd, polyphase, depth_slices)
 }
 OPS = ("forward", "input_grad", "weight_grad")
 
@@ -59,6 +62,8 @@ def select(op: str, plan: ConvPlan, dtype):
         return winograd
     if polyphase.applies(plan) and _winograd_suits(polyphase.undilated(plan)):
         return polyphase
+    if depth_slices.applies(plan) and _winograd_suits(depth_slices.one_deep(plan)):
+        return depth_slices
     if plan.in_channels // plan.groups * math.prod(plan.kernel) >= GEMM_MIN_DEPTH[op]:
         return gemm
     return direct

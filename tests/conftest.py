@@ -29,7 +29,15 @@ def torch():
 
 # Written out, not read from the dispatch, so that a new algorithm fails
 # test_conv_algorithms until it is added here (and so tested).
-CONV_ALGORITHMS = ["direct", "gemm", "depthwise", "pointwise", "winograd", "polyphase"]
+CONV_ALGORITHMS = [
+    "direct",
+    "gemm",
+    "depthwise",
+    "pointwise",
+    "winograd",
+    "polyphase",
+    "depth_slices",
+]
 
 
 @pytest.fixture(scope="module", params=CONV_ALGORITHMS)

@@ -187,6 +187,8 @@ def test_pointwise_needs_one_group_and_no_padding(rng):
         ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=2, dilation=2), {"polyphase"}),
         ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=2, dilation=2, stride=2), {"gemm"}),
         ((8, 64, 56, 56), (64, 64, 5, 5), dict(padding=4, dilation=2), {"gemm"}),
+        ((2, 32, 16, 56, 56), (32, 32, 3, 3, 3), dict(padding=1), {"depth_slices"}),
+        ((2, 32, 16, 56, 56), (32, 32, 3, 3, 3), dict(padding=1, stride=2), {"gemm"}),
     ],
 )
 def test_selection_rule(x_shape, w_shape, kw, expected):
@@ -352,5 +354,33 @@ def test_polyphase_phases_run_through_winograd(monkeypatch, rng):
     assert {(d, p) for _, d, p in calls} == {((1, 1, 1), ((0, 0),) * 3)}
     with _dispatch.forced("direct"):
         expected = _all_three(x, w, b, gy, **kw)
+    for g, e in zip(got, expected, strict=True):
+        assert_close(g, e, np.float64)
+
+
+@pytest.mark.parametrize(
+    "shape, c_out, kernel, kw",
+    [
+        ((2, 3, 5, 6, 7), 4, (3, 3, 3), dict(padding=1)),
+        ((1, 4, 5, 6, 7), 4, (3, 3, 3), dict(padding=1)),  # 4 × 4 channels: Winograd slices
+        ((1, 4, 7, 5, 6), 2, (2, 3, 3), dict(padding=((1, 0), (1, 1), (0, 2)))),
+        ((1, 2, 9, 6, 5), 4, (3, 3, 3), dict(padding=(2, 1, 1), dilation=(2, 1, 1), groups=2)),
+        ((2, 2, 6, 8, 7), 3, (3, 2, 3), dict(stride=(1, 2, 1), padding=1)),  # H, W strided
+        ((3, 5, 6, 6), 2, (2, 3, 3), dict(padding="same")),  # unbatched
+    ],
+)
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "circular"])
+def test_depth_slices_match_the_direct_algorithm(rng, shape, c_out, kernel, kw, mode):
+    kw = dict(kw, padding_mode=mode)
+    groups = kw.get("groups", 1)
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((c_out, shape[-4] // groups, *kernel))
+    b = rng.standard_normal(c_out)
+    gy = rng.standard_normal(F.conv3d(x, w, b, **kw).shape)
+    with _dispatch.forced("direct"):
+        expected = _all_three(x, w, b, gy, **kw)
+    with _dispatch.forced("depth_slices"):
+        got = _all_three(x, w, b, gy, **kw)
+    assert _dispatch.ALGORITHMS["depth_slices"].applies(_plan(x, w, kw))
     for g, e in zip(got, expected, strict=True):
         assert_close(g, e, np.float64)
