@@ -42,6 +42,16 @@ def _all_three(x, w, b, gy, **kw):
     )
 
 
+def _assert_matches_direct(algorithm, x, w, b, gy, **kw):
+    """All three ops with ``algorithm`` forced equal the direct algorithm's."""
+    with _dispatch.forced("direct"):
+        expected = _all_three(x, w, b, gy, **kw)
+    with _dispatch.forced(algorithm):
+        got = _all_three(x, w, b, gy, **kw)
+    for g, e in zip(got, expected, strict=True):
+        assert_close(g, e, np.float64)
+
+
 @pytest.mark.parametrize("tile_bytes", [1, 700, 5000, 1 << 30])
 @pytest.mark.parametrize(
     "shape, c_out, kernel, kw",
@@ -322,12 +332,7 @@ def test_polyphase_matches_the_direct_algorithm(rng, shape, c_out, kernel, kw, m
     w = rng.standard_normal((c_out, shape[-nd - 1], *kernel))
     b = rng.standard_normal(c_out)
     gy = rng.standard_normal(getattr(F, f"conv{nd}d")(x, w, b, **kw).shape)
-    with _dispatch.forced("direct"):
-        expected = _all_three(x, w, b, gy, **kw)
-    with _dispatch.forced("polyphase"):
-        got = _all_three(x, w, b, gy, **kw)
-    for g, e in zip(got, expected, strict=True):
-        assert_close(g, e, np.float64)
+    _assert_matches_direct("polyphase", x, w, b, gy, **kw)
 
 
 def test_polyphase_phases_run_through_winograd(monkeypatch, rng):
@@ -377,10 +382,5 @@ def test_depth_slices_match_the_direct_algorithm(rng, shape, c_out, kernel, kw, 
     w = rng.standard_normal((c_out, shape[-4] // groups, *kernel))
     b = rng.standard_normal(c_out)
     gy = rng.standard_normal(F.conv3d(x, w, b, **kw).shape)
-    with _dispatch.forced("direct"):
-        expected = _all_three(x, w, b, gy, **kw)
-    with _dispatch.forced("depth_slices"):
-        got = _all_three(x, w, b, gy, **kw)
     assert _dispatch.ALGORITHMS["depth_slices"].applies(_plan(x, w, kw))
-    for g, e in zip(got, expected, strict=True):
-        assert_close(g, e, np.float64)
+    _assert_matches_direct("depth_slices", x, w, b, gy, **kw)
