@@ -30,38 +30,33 @@ def source_indices(n: int, before: int, after: int, mode: str) -> np.ndarray:
     raise AssertionError(mode)  # unreachable: the mode is validated upstream
 
 
+def _pad_spatial(a: np.ndarray, axes, pads, mode: str, dtype) -> np.ndarray:
+    """``a`` padded along its three spatial ``axes`` in ``mode``, as a fresh C-contiguous copy."""
+    if mode == "zeros":
+        shape, interior = list(a.shape), [slice(None)] * a.ndim
+        for axis, (b, after) in zip(axes, pads, strict=True):
+            interior[axis] = slice(b, b + a.shape[axis])
+            shape[axis] += b + after
+        out = np.zeros(shape, dtype=dtype)
+        out[tuple(interior)] = a
+        return out
+    for axis, (b, after) in zip(axes, pads, strict=True):
+        if b or after:
+            a = np.take(a, source_indices(a.shape[axis], b, after, mode), axis=axis)
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
 def pad_channels_last(x5: np.ndarray, pads, mode: str, dtype) -> np.ndarray:
     """``(N, C, D, H, W)`` -> padded, C-contiguous ``(N, Dp, Hp, Wp, C)`` of ``dtype``.
 
     The layout change and the padding happen in one copy.
     """
-    n_, c, *spatial = x5.shape
-    xt = x5.transpose(0, 2, 3, 4, 1)
-    padded = [s + b + a for s, (b, a) in zip(spatial, pads, strict=True)]
-    if mode == "zeros":
-        out = np.zeros((n_, *padded, c), dtype=dtype)
-        interior = tuple(slice(b, b + s) for s, (b, _) in zip(spatial, pads, strict=True))
-        out[(slice(None), *interior)] = xt
-        return out
-    for axis, s, (b, a) in zip(_SPATIAL_AXES, spatial, pads, strict=True):
-        if b or a:
-            xt = np.take(xt, source_indices(s, b, a, mode), axis=axis)
-    return np.ascontiguousarray(xt, dtype=dtype)
+    return _pad_spatial(x5.transpose(0, 2, 3, 4, 1), _SPATIAL_AXES, pads, mode, dtype)
 
 
 def pad_channels_first(x5: np.ndarray, pads, mode: str, dtype) -> np.ndarray:
     """``(N, C, D, H, W)`` -> padded, C-contiguous ``(N, C, Dp, Hp, Wp)`` of ``dtype``."""
-    n_, c, *spatial = x5.shape
-    if mode == "zeros":
-        padded = [s + b + a for s, (b, a) in zip(spatial, pads, strict=True)]
-        out = np.zeros((n_, c, *padded), dtype=dtype)
-        interior = tuple(slice(b, b + s) for s, (b, _) in zip(spatial, pads, strict=True))
-        out[(slice(None), slice(None), *interior)] = x5
-        return out
-    for axis, s, (b, a) in zip((2, 3, 4), spatial, pads, strict=True):
-        if b or a:
-            x5 = np.take(x5, source_indices(s, b, a, mode), axis=axis)
-    return np.ascontiguousarray(x5, dtype=dtype)
+    return _pad_spatial(x5, (2, 3, 4), pads, mode, dtype)
 
 
 def pad_adjoint_channels_last(gxp: np.ndarray, spatial, pads, mode: str) -> np.ndarray:

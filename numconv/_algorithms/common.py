@@ -1,4 +1,5 @@
-"""Layout helpers every algorithm shares: channels-last operands, grouped weights, partial sums."""
+"""Helpers the algorithms share: channels-last operands, grouped weights, partial sums,
+and the dispatch for the algorithms that split a problem into smaller ones."""
 
 from __future__ import annotations
 
@@ -7,6 +8,13 @@ import numpy as np
 
 from .._padding import pad_channels_last
 from .._params import ConvPlan
+
+
+def select_inner(op: str, plan: ConvPlan, dtype):
+    """The algorithm the dispatch picks for a sub-problem (polyphase, depth slices)."""
+    from .. import _dispatch  # imported here: the dispatch imports the algorithms
+
+    return _dispatch.select(op, plan, dtype)
 
 
 def channels_last(a5: np.ndarray, dtype) -> np.ndarray:

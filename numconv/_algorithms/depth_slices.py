@@ -25,6 +25,7 @@ import numpy as np
 
 from .._padding import pad_adjoint_channels_last, pad_channels_first
 from .._params import ConvPlan
+from .common import select_inner
 
 NAME = "depth_slices"
 
@@ -54,15 +55,9 @@ def _depths(plan: ConvPlan, a: int) -> slice:
     return slice(start, start + plan.out[0])
 
 
-def _inner(op: str, inner: ConvPlan, dtype):
-    from .. import _dispatch  # imported here: the dispatch imports this module
-
-    return _dispatch.select(op, inner, dtype)
-
-
 def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
     inner = one_deep(plan)
-    algorithm = _inner("forward", inner, dtype)
+    algorithm = select_inner("forward", inner, dtype)
     xp = pad_channels_first(x5, _depth_padding(plan), plan.padding_mode, dtype)
     y = None
     for a in range(plan.kernel[0]):
@@ -75,7 +70,7 @@ def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
 
 def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
     inner = one_deep(plan)
-    algorithm = _inner("input_grad", inner, dtype)
+    algorithm = select_inner("input_grad", inner, dtype)
     depth = plan.padded[0]
     gxp = np.zeros((plan.batch, plan.in_channels, depth, *plan.spatial[1:]), dtype=dtype)
     for a in range(plan.kernel[0]):
@@ -87,7 +82,7 @@ def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
 
 def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
     inner = one_deep(plan)
-    algorithm = _inner("weight_grad", inner, dtype)
+    algorithm = select_inner("weight_grad", inner, dtype)
     xp = pad_channels_first(x5, _depth_padding(plan), plan.padding_mode, dtype)
     gw = np.empty(plan.weight5, dtype=dtype)
     for a in range(plan.kernel[0]):

@@ -32,6 +32,7 @@ import numpy as np
 
 from .._padding import pad_adjoint_channels_last, pad_channels_first
 from .._params import ConvPlan
+from .common import select_inner
 
 NAME = "polyphase"
 
@@ -76,24 +77,20 @@ def _phases(plan: ConvPlan):
             yield (slice(None), slice(None), *steps), phase
 
 
-def _inner(op: str, phase: ConvPlan, dtype):
-    from .. import _dispatch  # imported here: the dispatch imports this module
-
-    return _dispatch.select(op, phase, dtype)
-
-
 def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
     xp = pad_channels_first(x5, plan.pads, plan.padding_mode, dtype)
     y = np.empty((plan.batch, plan.out_channels, *plan.out), dtype=dtype)
     for slices, phase in _phases(plan):
-        y[slices] = _inner("forward", phase, dtype).forward(phase, xp[slices], w5, bias, dtype)
+        y[slices] = select_inner("forward", phase, dtype).forward(
+            phase, xp[slices], w5, bias, dtype
+        )
     return y
 
 
 def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
     gxp = np.zeros((plan.batch, plan.in_channels, *plan.padded), dtype=dtype)
     for slices, phase in _phases(plan):
-        algorithm = _inner("input_grad", phase, dtype)
+        algorithm = select_inner("input_grad", phase, dtype)
         gxp[slices] = algorithm.input_grad(phase, w5, gy5[slices], dtype)
     return pad_adjoint_channels_last(
         gxp.transpose(0, 2, 3, 4, 1), plan.spatial, plan.pads, plan.padding_mode
@@ -104,6 +101,6 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
     xp = pad_channels_first(x5, plan.pads, plan.padding_mode, dtype)
     total = np.zeros(plan.weight5, dtype=dtype)
     for slices, phase in _phases(plan):  # in phase order: deterministic
-        algorithm = _inner("weight_grad", phase, dtype)
+        algorithm = select_inner("weight_grad", phase, dtype)
         total += algorithm.weight_grad(phase, xp[slices], gy5[slices], dtype)
     return total
