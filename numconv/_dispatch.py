@@ -11,41 +11,65 @@ The rule, from measurements recorded in ``docs/performance.md``:
 - 1×1 convolutions without padding or groups -> ``pointwise``: plain matrix
   products in the caller's layout, with nothing to copy;
 - stride-1 undilated ungrouped 3×3 convolutions -> ``winograd`` (2.25× fewer
-  multiplications), unless input times output channels is below
-  :data:`WINOGRAD_MIN_CHANNELS`: with one channel in and out (8×32² images) its
-  fixed cost of thread hand-offs and transforms made it 0.5 ms against
-  direct's 0.05; from 4 × 4 channels it ties or wins (3 × 32 channels on
-  64×32² images: 2.5-3.3 ms against 7.7-9.9);
+  multiplications), when the input has at least :data:`WINOGRAD_MIN_IN_CHANNELS`
+  channels and input times output channels is at least
+  :data:`WINOGRAD_MIN_CHANNELS`. With fewer input channels its transforms cost
+  more than the multiplications they save: on cifar_first (3 → 32 channels,
+  64×32²) it took 2.4 ms against the planar GEMM's 1.3; from 8 input channels
+  it ties or wins (8 → 8 on 8×56²: 0.53 against 0.69 ms). With one channel in
+  and out its fixed cost of thread hand-offs made it 0.5 ms against direct's 0.05;
 - stride-1 dilated convolutions whose phases (see ``polyphase``) Winograd
   would take -> ``polyphase``: the same undilated layers on sub-grids;
 - 3-d kernels more than one deep whose one-deep slices Winograd would take
   -> ``depth_slices``: a sum of 1×3×3 layers over kernel depth;
-- windows of at least :data:`GEMM_MIN_DEPTH` values per output channel
-  (``C_in/groups · ∏kernel``, the GEMM's inner dimension) -> ``gemm``: BLAS
-  then runs long enough products to pay for the column copy. The input
-  gradient's bar is lower because its direct kernel is slower there: on
-  cifar_first (3 channels, 3×3: depth 27) GEMM takes 10 ms against direct's
-  37 ms for ``input_grad``, but 9 against 6 ms for ``forward``;
-- anything else (shallow windows over few channels) -> ``direct``.
+- calls of at least :data:`PLANAR_MIN_FLOPS` direct-equivalent FLOPs ->
+  ``planar_gemm``: im2col tiles and BLAS in the caller's layout. It beat the
+  channels-last ``gemm`` on every suite layer and on 8 of 10 other shapes
+  (grouped, strided, 5×5, 1-d, 3-d, 1- and 3-channel inputs), and the two it
+  lost were batch-1 layers with 5×5 and 7×7 windows, by 10-20% (1.72 against
+  1.48 ms): not worth a rule. ``gemm`` stays as an algorithm tests can force;
+- anything smaller -> ``direct``: the GEMM's fixed cost (thread hand-off, BLAS
+  calls) is about 0.15 ms, against direct's 0.03 for 2 × 8² images of 2
+  channels, and 0.30 against 0.18 ms at 0.6 million multiply-adds (8 × 16²,
+  4 → 8 channels); at 1.6 million the planar GEMM wins (0.33 against 0.53 ms
+  for 32 × 28² images, 1 → 8 channels).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator
 
-from ._algorithms import depth_slices, depthwise, direct, gemm, pointwise, polyphase, winograd
+from ._algorithms import (
+    depth_slices,
+    depthwise,
+    direct,
+    gemm,
+    planar_gemm,
+    pointwise,
+    polyphase,
+    winograd,
+)
 from ._params import ConvPlan
 
 ALGORITHMS = {
     module.NAME: module
-    for module in (direct, gemm, depthwise, pointwise, winograd, polyphase, depth_slices)
+    for module in (
+        direct,
+        gemm,
+        depthwise,
+        pointwise,
+        winograd,
+        polyphase,
+        depth_slices,
+        planar_gemm,
+    )
 }
 OPS = ("forward", "input_grad", "weight_grad")
 
-GEMM_MIN_DEPTH = {"forward": 64, "input_grad": 16, "weight_grad": 64}
+PLANAR_MIN_FLOPS = 2_000_000
 WINOGRAD_MIN_CHANNELS = 16
+WINOGRAD_MIN_IN_CHANNELS = 8
 
 _forced: str | None = None
 
@@ -64,13 +88,17 @@ def select(op: str, plan: ConvPlan, dtype):
         return polyphase
     if depth_slices.applies(plan) and _winograd_suits(depth_slices.one_deep(plan)):
         return depth_slices
-    if plan.in_channels // plan.groups * math.prod(plan.kernel) >= GEMM_MIN_DEPTH[op]:
-        return gemm
+    if plan.flops >= PLANAR_MIN_FLOPS:
+        return planar_gemm
     return direct
 
 
 def _winograd_suits(plan: ConvPlan) -> bool:
-    return winograd.applies(plan) and plan.in_channels * plan.out_channels >= WINOGRAD_MIN_CHANNELS
+    return (
+        winograd.applies(plan)
+        and plan.in_channels >= WINOGRAD_MIN_IN_CHANNELS
+        and plan.in_channels * plan.out_channels >= WINOGRAD_MIN_CHANNELS
+    )
 
 
 @contextlib.contextmanager

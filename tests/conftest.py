@@ -37,6 +37,7 @@ CONV_ALGORITHMS = [
     "winograd",
     "polyphase",
     "depth_slices",
+    "planar_gemm",
 ]
 
 

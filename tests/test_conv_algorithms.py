@@ -2,8 +2,8 @@
 
 The torch and reference test modules already run once per algorithm (the
 ``each_algorithm`` fixture); this module covers what is particular to one:
-the GEMM algorithm's tiles (a tile may be a single output row, and tile edges
-cut windows in col2im), Winograd's two ways of splitting work and its float32
+the GEMM algorithms' tiles (a tile may be a single output row or position,
+and tile edges cut windows in col2im), Winograd's two ways of splitting work and its float32
 accuracy, and the registry itself.
 """
 
@@ -17,7 +17,7 @@ from naive import conv as naive_conv
 import numconv.functional as F
 from numconv import _dispatch
 from numconv._algorithms import depthwise as _depthwise
-from numconv._algorithms import gemm, winograd
+from numconv._algorithms import gemm, planar_gemm, winograd
 from numconv._algorithms import pointwise as _pointwise
 
 
@@ -52,52 +52,74 @@ def _assert_matches_direct(algorithm, x, w, b, gy, **kw):
         assert_close(g, e, np.float64)
 
 
+# Each GEMM algorithm with the name of its column-gathering kernel.
+GEMMS = [(gemm, "gather_columns"), (planar_gemm, "gather_planar")]
+
+
+@pytest.mark.parametrize("algorithm", [gemm, planar_gemm], ids=lambda a: a.NAME)
 @pytest.mark.parametrize("tile_bytes", [1, 700, 5000, 1 << 30])
 @pytest.mark.parametrize(
     "shape, c_out, kernel, kw",
     [
         ((3, 4, 7, 9), 6, (3, 3), dict(stride=1, padding=1)),
+        ((1, 4, 7, 9), 6, (3, 3), dict(stride=1, padding=1)),  # one image: split positions
         ((2, 4, 9, 8), 6, (3, 2), dict(stride=(2, 1), padding=(1, 0), dilation=2, groups=2)),
         ((2, 2, 5, 6, 7), 4, (2, 3, 2), dict(stride=(1, 2, 1), padding=1, groups=2)),
         ((2, 3, 13), 4, (5,), dict(stride=3, padding="same", padding_mode="circular")),
     ],
 )
-def test_gemm_tiles_of_any_size_match_the_direct_algorithm(monkeypatch, rng, tile_bytes,
-                                                           shape, c_out, kernel, kw):  # fmt: skip
-    """One output row per tile up to one tile for all: tile edges change nothing."""
+def test_gemm_tiles_of_any_size_match_the_direct_algorithm(monkeypatch, rng, algorithm,
+                                                           tile_bytes, shape, c_out, kernel,
+                                                           kw):  # fmt: skip
+    """One output row (or position) per tile up to one tile for all: tile edges change nothing."""
     groups = kw.get("groups", 1)
     x = rng.standard_normal(shape)
     w = rng.standard_normal((c_out, shape[1] // groups, *kernel))
     b = rng.standard_normal(c_out)
     y = getattr(F, f"conv{len(kernel)}d")(x, w, b, **kw)
     gy = rng.standard_normal(y.shape)
-    with _dispatch.forced("direct"):
-        expected = _all_three(x, w, b, gy, **kw)
-    monkeypatch.setattr(gemm, "TILE_BYTES", tile_bytes)
-    with _dispatch.forced("gemm"):
-        got = _all_three(x, w, b, gy, **kw)
-    for g, e in zip(got, expected, strict=True):
-        assert_close(g, e, np.float64)
+    monkeypatch.setattr(algorithm, "TILE_BYTES", tile_bytes)
+    _assert_matches_direct(algorithm.NAME, x, w, b, gy, **kw)
 
 
-def test_gemm_scratch_stays_within_twice_input_plus_output(monkeypatch, rng):
+@pytest.mark.parametrize("algorithm, gather", GEMMS, ids=lambda a: getattr(a, "NAME", a))
+def test_gemm_scratch_stays_within_twice_input_plus_output(monkeypatch, rng, algorithm, gather):
     """A call whose columns would be 9x its input gets tiles, not one big im2col."""
     seen = []
-    real = gemm.gather_columns
+    real = getattr(algorithm, gather)
 
     def spy(xp, cols, *args):
         seen.append(cols.nbytes)
         return real(xp, cols, *args)
 
-    monkeypatch.setattr(gemm, "gather_columns", spy)
-    monkeypatch.setattr(gemm, "TILE_BYTES", 1 << 30)  # only the memory bound limits tiles
+    monkeypatch.setattr(algorithm, gather, spy)
+    monkeypatch.setattr(algorithm, "TILE_BYTES", 1 << 30)  # only the memory bound limits tiles
     x = rng.standard_normal((2, 8, 20, 20)).astype(np.float32)
     w = rng.standard_normal((2, 8, 3, 3)).astype(np.float32)
-    with _dispatch.forced("gemm"):
+    with _dispatch.forced(algorithm.NAME):
         y = F.conv2d(x, w, padding=1)
     assert len(seen) > 1
     assert max(seen) <= 2 * (x.nbytes + y.nbytes)
     assert_close(y, naive_conv(x, w, None, 1, 1, 1, 1, "zeros"), np.float32)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_planar_gemm_thread_counts_match_the_direct_algorithm(rng, threads, batch):
+    """One part, or two: sharing an image's input gradient between parts, or not."""
+    import numba
+
+    x = rng.standard_normal((batch, 5, 12, 11))
+    w = rng.standard_normal((7, 5, 3, 3))
+    b = rng.standard_normal(7)
+    gy = rng.standard_normal((batch, 7, 6, 6))
+    kw = dict(stride=2, padding=1)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        _assert_matches_direct("planar_gemm", x, w, b, gy, **kw)
+    finally:
+        numba.set_num_threads(previous)
 
 
 @pytest.mark.parametrize("mode", ["zeros", "reflect", "circular"])
@@ -186,27 +208,31 @@ def test_pointwise_needs_one_group_and_no_padding(rng):
     "x_shape, w_shape, kw, expected",
     [
         ((8, 256, 28, 28), (256, 1, 3, 3), dict(groups=256), {"depthwise"}),
-        ((64, 3, 32, 32), (32, 3, 3, 3), dict(padding=1), {"winograd"}),
+        ((64, 3, 32, 32), (32, 3, 3, 3), dict(padding=1), {"planar_gemm"}),  # 3 channels in
+        ((8, 4, 56, 56), (16, 4, 3, 3), dict(padding=1), {"planar_gemm"}),
+        ((8, 8, 56, 56), (8, 8, 3, 3), dict(padding=1), {"winograd"}),  # 8 channels in
         ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), {"winograd"}),
-        ((8, 1, 32, 32), (2, 1, 3, 3), dict(padding=1), {"direct"}),  # 1 × 2 channels
-        ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1), {"gemm"}),
-        ((64, 3, 32, 32), (32, 3, 3, 3), dict(stride=2), {"direct", "gemm"}),  # dx: gemm
+        ((8, 1, 32, 32), (2, 1, 3, 3), dict(padding=1), {"direct"}),  # 0.3 MFLOP
+        ((8, 4, 16, 16), (8, 4, 3, 3), dict(padding=1), {"direct"}),  # 1.2 MFLOP
+        ((32, 1, 28, 28), (8, 1, 3, 3), {}, {"planar_gemm"}),  # 3.1 MFLOP
+        ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1), {"planar_gemm"}),
+        ((64, 3, 32, 32), (32, 3, 3, 3), dict(stride=2), {"planar_gemm"}),
         ((8, 256, 28, 28), (64, 256, 1, 1), {}, {"pointwise"}),
         ((2, 4, 50), (4, 4, 3), {}, {"direct"}),
+        ((16, 64, 4096), (64, 64, 9), dict(padding=4), {"planar_gemm"}),
         ((1, 6, 8, 8), (12, 1, 3, 3), dict(groups=6), {"direct"}),  # channel multiplier 2, depth 9
+        ((8, 128, 28, 28), (128, 32, 3, 3), dict(groups=4, padding=1), {"planar_gemm"}),
         ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=2, dilation=2), {"polyphase"}),
-        ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=2, dilation=2, stride=2), {"gemm"}),
-        ((8, 64, 56, 56), (64, 64, 5, 5), dict(padding=4, dilation=2), {"gemm"}),
+        ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=2, dilation=2, stride=2), {"planar_gemm"}),
+        ((8, 64, 56, 56), (64, 64, 5, 5), dict(padding=4, dilation=2), {"planar_gemm"}),
         ((2, 32, 16, 56, 56), (32, 32, 3, 3, 3), dict(padding=1), {"depth_slices"}),
-        ((2, 32, 16, 56, 56), (32, 32, 3, 3, 3), dict(padding=1, stride=2), {"gemm"}),
+        ((2, 32, 16, 56, 56), (32, 32, 3, 3, 3), dict(padding=1, stride=2), {"planar_gemm"}),
     ],
 )
 def test_selection_rule(x_shape, w_shape, kw, expected):
     plan = _plan(np.empty(x_shape), np.empty(w_shape), kw)
     chosen = {op: _dispatch.select(op, plan, np.float32).NAME for op in _dispatch.OPS}
     assert set(chosen.values()) == expected
-    if expected == {"direct", "gemm"}:
-        assert chosen == {"forward": "direct", "input_grad": "gemm", "weight_grad": "direct"}
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,182 @@
+"""Planar GEMM convolution: im2col tiles and BLAS in the caller's channel-first layout.
+
+Image ``n``'s output is a ``(C_out, positions)`` matrix in the caller's own
+layout, so with column tiles whose rows are window values and whose columns
+are positions (:mod:`numconv.kernels.planar_columns`), every product lands
+where it belongs, with no layout change on either side:
+
+- forward:       y[n][:, tile]  = W @ cols                (C_out × cgi·taps) @ (cgi·taps × m)
+- weight grad:   gW            += gy[n][:, tile] @ colsᵀ   accumulated tile by tile, in order
+- input grad:    dcols          = Wᵀ @ gy[n][:, tile], added back into the input (col2im)
+
+The channels-last GEMM (:mod:`~numconv._algorithms.gemm`) needs the input
+and output transposed, which costs as much as the products themselves when a
+window holds few channels (first layers: 3 channels) or a layer is long and
+thin (1-d audio layers). There a column row is a copy of input-row runs
+instead: contiguous at stride 1, strided otherwise.
+
+Threads as in the GEMM algorithm: the image tiles are split into one
+contiguous part per thread, each run on a worker with serial column kernels
+and single-threaded BLAS. Results are deterministic at a fixed thread count.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from .._padding import pad_adjoint_channels_last, pad_channels_first
+from .._params import ConvPlan
+from ..kernels.planar_columns import gather_planar, scatter_planar
+from .gemm import run_parts, split_range
+
+NAME = "planar_gemm"
+
+# Column-tile bytes, shared by the threads: 2 MiB per worker on 2 cores, a
+# core's whole L2. Larger than the channels-last GEMM's because it measured
+# faster: from 0.5 to 2 MiB per worker every op gained 5-15% (audio1d forward
+# 36.3 -> 30.5 ms, stem weight gradient 18.6 -> 17.5 ms); 4 MiB gained nothing.
+TILE_BYTES = 1 << 22
+
+
+def applies(plan: ConvPlan) -> bool:
+    """Every convolution."""
+    return True
+
+
+def _geometry(plan: ConvPlan):
+    return plan.kernel, plan.stride, plan.dilation, plan.out
+
+
+def _depth(plan: ConvPlan) -> int:
+    """Window values per output channel: the products' inner dimension."""
+    return plan.in_channels // plan.groups * math.prod(plan.kernel)
+
+
+def _tile_positions(plan: ConvPlan, dtype, x_elements: int) -> int:
+    """Positions per column tile: equal tiles of at most one image, each within
+    TILE_BYTES of columns per worker and twice input + output in all."""
+    positions = math.prod(plan.out)
+    itemsize = np.dtype(dtype).itemsize
+    threads = max(1, numba.get_num_threads())
+    out_elements = plan.batch * positions * plan.out_channels
+    budget = min(TILE_BYTES, 2 * (x_elements + out_elements) * itemsize) // threads
+    tiles = -(-positions // max(1, budget // (_depth(plan) * itemsize)))
+    if plan.batch < threads:  # every thread needs a share of the few images
+        share = -(-threads // plan.batch)
+        tiles = -(-tiles // share) * share
+    tile = -(-positions // tiles)
+    if tile > 128:  # whole vectors for the column copies and BLAS's micro-kernels
+        tile += -tile % 16
+    return min(positions, tile)
+
+
+def _parts(plan: ConvPlan, tile: int, whole_images: bool):
+    """Each thread's list of ``(n, p0, p1)`` tiles, contiguous in (image, position) order.
+
+    With ``whole_images`` a part never shares an image with another (the input
+    gradient's col2im adds into the image's halo).
+    """
+    positions = math.prod(plan.out)
+    per_image = [(p0, min(positions, p0 + tile)) for p0 in range(0, positions, tile)]
+    items = [(n, p0, p1) for n in range(plan.batch) for p0, p1 in per_image]
+    align = len(per_image) if whole_images else 1
+    return [items[lo:hi] for lo, hi in split_range(len(items), numba.get_num_threads(), align)]
+
+
+def _weight_matrices(w5: np.ndarray, groups: int, dtype) -> np.ndarray:
+    """``(C_out, Cgi, KD, KH, KW)`` -> ``(G, Cgo, Cgi·taps)``: rows already in column order."""
+    return np.ascontiguousarray(w5, dtype=dtype).reshape(groups, w5.shape[0] // groups, -1)
+
+
+def _positions_matrix(a5: np.ndarray, dtype) -> np.ndarray:
+    """``(N, C, D, H, W)`` -> C-contiguous ``(N, C, positions)`` of ``dtype``."""
+    return np.ascontiguousarray(a5, dtype=dtype).reshape(*a5.shape[:2], -1)
+
+
+def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
+    xp = pad_channels_first(x5, plan.pads, plan.padding_mode, dtype)
+    wm = _weight_matrices(w5, plan.groups, dtype)
+    groups, cgo, depth = wm.shape
+    cgi = plan.in_channels // groups
+    y = np.empty((plan.batch, plan.out_channels, math.prod(plan.out)), dtype=dtype)
+    column_bias = None if bias is None else np.asarray(bias, dtype=dtype).reshape(groups, cgo, 1)
+    tile = _tile_positions(plan, dtype, x5.size)
+
+    def part(items):  # writes only its own output tiles
+        scratch = np.empty(depth * tile, dtype=dtype)
+        for n, p0, p1 in items:
+            cols = scratch[: depth * (p1 - p0)].reshape(depth, p1 - p0)
+            for g in range(groups):
+                gather_planar(xp, cols, n, g * cgi, p0, *_geometry(plan))
+                block = y[n, g * cgo : (g + 1) * cgo, p0:p1]
+                np.matmul(wm[g], cols, out=block)
+                if column_bias is not None:
+                    block += column_bias[g]
+
+    run_parts(part, _parts(plan, tile, whole_images=False))
+    return y.reshape(plan.batch, plan.out_channels, *plan.out)
+
+
+def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
+    gy = _positions_matrix(gy5, dtype)
+    wm = _weight_matrices(w5, plan.groups, dtype)
+    groups, cgo, depth = wm.shape
+    cgi = plan.in_channels // groups
+    shape = (plan.batch, plan.in_channels, *plan.padded)
+    tile = _tile_positions(plan, dtype, math.prod(shape))
+    # Windows overlap, so two parts may add into the same input row. With a
+    # batch per part, parts own whole images and share one gradient array;
+    # otherwise each part adds into its own, summed in part order afterwards.
+    shared = plan.batch >= numba.get_num_threads()
+    parts = _parts(plan, tile, whole_images=shared)
+    gxp = np.zeros(shape, dtype=dtype)
+
+    def part(items):
+        target = gxp if shared or items is parts[0] else np.zeros(shape, dtype=dtype)
+        scratch = np.empty(depth * tile, dtype=dtype)
+        for n, p0, p1 in items:
+            cols = scratch[: depth * (p1 - p0)].reshape(depth, p1 - p0)
+            for g in range(groups):
+                np.matmul(wm[g].T, gy[n, g * cgo : (g + 1) * cgo, p0:p1], out=cols)
+                scatter_planar(cols, target, n, g * cgi, p0, *_geometry(plan))
+        return target
+
+    for partial in run_parts(part, parts)[1:]:
+        if partial is not gxp:
+            gxp += partial
+    return pad_adjoint_channels_last(
+        gxp.transpose(0, 2, 3, 4, 1), plan.spatial, plan.pads, plan.padding_mode
+    )
+
+
+def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
+    xp = pad_channels_first(x5, plan.pads, plan.padding_mode, dtype)
+    gy = _positions_matrix(gy5, dtype)
+    groups = plan.groups
+    cgi, cgo = plan.in_channels // groups, plan.out_channels // groups
+    depth = _depth(plan)
+    tile = _tile_positions(plan, dtype, x5.size)
+
+    # Transposed, (depth × cgo) = cols @ gy_tileᵀ: OpenBLAS ran this 1.2-1.9x
+    # faster than gy_tile @ colsᵀ on the suite's shapes (e.g. 97 against 77
+    # GFLOP/s for 5×5 over 32 channels), the same multiply-adds.
+    def part(items):  # every position feeds every weight: one partial sum per part
+        gwt = np.zeros((groups, depth, cgo), dtype=dtype)
+        product = np.empty((depth, cgo), dtype=dtype)
+        scratch = np.empty(depth * tile, dtype=dtype)
+        for n, p0, p1 in items:
+            cols = scratch[: depth * (p1 - p0)].reshape(depth, p1 - p0)
+            for g in range(groups):
+                gather_planar(xp, cols, n, g * cgi, p0, *_geometry(plan))
+                np.matmul(cols, gy[n, g * cgo : (g + 1) * cgo, p0:p1].T, out=product)
+                gwt[g] += product
+        return gwt
+
+    partials = run_parts(part, _parts(plan, tile, whole_images=False))
+    gwt = partials[0]
+    for partial in partials[1:]:
+        gwt += partial
+    return gwt.transpose(0, 2, 1).reshape(plan.weight5)
