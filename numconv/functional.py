@@ -13,6 +13,8 @@ Use it like ``torch.nn.functional``::
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 # Transposed convolution, unfold/fold and pooling live in their own modules; their functions
@@ -22,6 +24,7 @@ from ._params import (
     as_float_array,
     check_grad_output,
     check_shape_arg,
+    kernel_array,
     plan_conv,
     result_dtypes,
     to_caller,
@@ -29,6 +32,7 @@ from ._params import (
 from ._pool import *  # noqa: F403
 from ._transpose import *  # noqa: F403
 from ._unfold import *  # noqa: F403
+from .kernels.reduce import channel_sums
 
 __all__ = [
     "conv1d",
@@ -344,5 +348,8 @@ def conv_bias_grad(grad_output):
             f" got shape {grad_output.shape}"
         )
     compute, result = result_dtypes(grad_output)
-    axes = (0, *range(2, grad_output.ndim))
-    return grad_output.sum(axis=axes, dtype=compute).astype(result, copy=False)
+    batch, channels, *spatial = grad_output.shape
+    g3 = kernel_array(grad_output, (batch, channels, math.prod(spatial)), compute)
+    sums = np.empty(channels, dtype=np.float64)
+    channel_sums(g3, sums)
+    return sums.astype(result)

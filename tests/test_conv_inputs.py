@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -151,3 +152,21 @@ def test_nan_and_inf_propagate(problem):
     ref = naive_conv(x, w, **KW)
     np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
     np.testing.assert_array_equal(np.isinf(y), np.isinf(ref))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(3, 5, 7), (2, 4, 6, 9), (2, 3, 4, 5, 6), (1, 2, 0, 3)])
+def test_bias_grad_is_the_channel_sum(rng, dtype, shape):
+    """Summed in float64 whatever the dtype, then cast: within one rounding of the exact sum."""
+    gy = (rng.standard_normal(shape) * 100).astype(dtype)
+    exact = np.array([math.fsum(gy[:, c].astype(np.float64).ravel()) for c in range(shape[1])])
+    got = F.conv_bias_grad(gy)
+    assert got.dtype == dtype and got.shape == (shape[1],)
+    # Float64 running sums (bound: terms · eps · Σ|g|), then one rounding to dtype.
+    terms = gy[:, 0].size
+    absolute = np.abs(gy.astype(np.float64)).sum(axis=(0, *range(2, gy.ndim)))
+    error = np.abs(got.astype(np.float64) - exact)
+    assert np.all(error <= np.finfo(dtype).eps * np.abs(exact) + terms * 2e-16 * absolute)
+    # A non-contiguous view gives the same sums.
+    view = np.swapaxes(np.swapaxes(gy, 0, 1).copy(), 0, 1)
+    np.testing.assert_array_equal(F.conv_bias_grad(view), got)
