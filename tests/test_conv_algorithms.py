@@ -9,6 +9,9 @@ accuracy, and the registry itself.
 
 from __future__ import annotations
 
+import math
+
+import numba
 import numpy as np
 import pytest
 from helpers import assert_close
@@ -63,6 +66,7 @@ GEMMS = [(gemm, "gather_columns"), (planar_gemm, "gather_planar")]
     [
         ((3, 4, 7, 9), 6, (3, 3), dict(stride=1, padding=1)),
         ((1, 4, 7, 9), 6, (3, 3), dict(stride=1, padding=1)),  # one image: split positions
+        ((7, 2, 6, 7), 16, (3, 3), dict(padding=1)),  # planar: several images per tile
         ((2, 4, 9, 8), 6, (3, 2), dict(stride=(2, 1), padding=(1, 0), dilation=2, groups=2)),
         ((2, 2, 5, 6, 7), 4, (2, 3, 2), dict(stride=(1, 2, 1), padding=1, groups=2)),
         ((2, 3, 13), 4, (5,), dict(stride=3, padding="same", padding_mode="circular")),
@@ -101,6 +105,25 @@ def test_gemm_scratch_stays_within_twice_input_plus_output(monkeypatch, rng, alg
     assert len(seen) > 1
     assert max(seen) <= 2 * (x.nbytes + y.nbytes)
     assert_close(y, naive_conv(x, w, None, 1, 1, 1, 1, "zeros"), np.float32)
+
+
+@pytest.mark.parametrize(
+    "x_shape, w_shape, images",
+    [
+        ((64, 3, 32, 32), (32, 3, 3, 3), 16),  # cifar_first: 4 tiles of 16 images
+        ((7, 2, 6, 7), (16, 2, 3, 3), 4),  # 4 + 3
+        ((1, 3, 32, 32), (32, 3, 3, 3), 1),  # one image: position tiles
+    ],
+)
+def test_planar_gemm_tiles_are_balanced_and_cover_every_position_once(x_shape, w_shape, images):
+    plan = _plan(np.empty(x_shape), np.empty(w_shape), dict(padding=1))
+    tiles = planar_gemm._tiles(plan, np.float32, math.prod(x_shape))
+    assert len(tiles) % numba.get_num_threads() == 0  # one equal share per thread
+    assert max(n1 - n0 for n0, n1, _, _ in tiles) == images
+    counts = np.zeros((x_shape[0], math.prod(plan.out)), dtype=int)
+    for n0, n1, p0, p1 in tiles:
+        counts[n0:n1, p0:p1] += 1
+    np.testing.assert_array_equal(counts, 1)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -55,35 +55,56 @@ def _depth(plan: ConvPlan) -> int:
     return plan.in_channels // plan.groups * math.prod(plan.kernel)
 
 
-def _tile_positions(plan: ConvPlan, dtype, x_elements: int) -> int:
-    """Positions per column tile: equal tiles of at most one image, each within
-    TILE_BYTES of columns per worker and twice input + output in all."""
+def _tiles(plan: ConvPlan, dtype, x_elements: int) -> list[tuple[int, int, int, int]]:
+    """The column tiles ``(n0, n1, p0, p1)``: images ``n0:n1``, positions ``p0:p1``.
+
+    A tile holds at most TILE_BYTES of columns per worker, and all of them at
+    most twice input + output. Small images are grouped several to a tile, so
+    one kernel call and one (batched) matrix product serve them all: per call,
+    Python and the thread hand-off cost microseconds that cifar_first's
+    32² images would pay 64 times. Tiles are equal, and as many as a multiple
+    of the thread count, so the parts (:func:`_parts`) are balanced.
+    """
     positions = math.prod(plan.out)
     itemsize = np.dtype(dtype).itemsize
     threads = max(1, numba.get_num_threads())
     out_elements = plan.batch * positions * plan.out_channels
-    budget = min(TILE_BYTES, 2 * (x_elements + out_elements) * itemsize) // threads
-    tiles = -(-positions // max(1, budget // (_depth(plan) * itemsize)))
+    budget = max(1, min(TILE_BYTES, 2 * (x_elements + out_elements) * itemsize) // threads)
+    image_bytes = _depth(plan) * positions * itemsize
+    if plan.batch >= threads and image_bytes <= budget:
+        count = _round_up(-(-plan.batch // max(1, budget // image_bytes)), threads)
+        images = -(-plan.batch // count)
+        return [(n, min(plan.batch, n + images), 0, positions)
+                for n in range(0, plan.batch, images)]  # fmt: skip
+    count = -(-image_bytes // budget)
     if plan.batch < threads:  # every thread needs a share of the few images
-        share = -(-threads // plan.batch)
-        tiles = -(-tiles // share) * share
-    tile = -(-positions // tiles)
+        count = _round_up(count, -(-threads // plan.batch))
+    tile = -(-positions // count)
     if tile > 128:  # whole vectors for the column copies and BLAS's micro-kernels
         tile += -tile % 16
-    return min(positions, tile)
+    return [(n, n + 1, p, min(positions, p + tile))
+            for n in range(plan.batch) for p in range(0, positions, tile)]  # fmt: skip
 
 
-def _parts(plan: ConvPlan, tile: int, whole_images: bool):
-    """Each thread's list of ``(n, p0, p1)`` tiles, contiguous in (image, position) order.
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
 
-    With ``whole_images`` a part never shares an image with another (the input
-    gradient's col2im adds into the image's halo).
+
+def _parts(tiles, whole_images: bool):
+    """Each thread's list of tiles, contiguous in (image, position) order.
+
+    With ``whole_images`` no two parts share an image (the input gradient's
+    col2im adds into the image's halo).
     """
-    positions = math.prod(plan.out)
-    per_image = [(p0, min(positions, p0 + tile)) for p0 in range(0, positions, tile)]
-    items = [(n, p0, p1) for n in range(plan.batch) for p0, p1 in per_image]
-    align = len(per_image) if whole_images else 1
-    return [items[lo:hi] for lo, hi in split_range(len(items), numba.get_num_threads(), align)]
+    per_image = sum(1 for t in tiles if t[0] == tiles[0][0]) if whole_images else 1
+    threads = numba.get_num_threads()
+    return [tiles[lo:hi] for lo, hi in split_range(len(tiles), threads, per_image)]
+
+
+def _columns(scratch: np.ndarray, depth: int, tile) -> np.ndarray:
+    """The tile's ``(images, depth, positions)`` column array, at the start of ``scratch``."""
+    n0, n1, p0, p1 = tile
+    return scratch[: (n1 - n0) * depth * (p1 - p0)].reshape(n1 - n0, depth, p1 - p0)
 
 
 def _weight_matrices(w5: np.ndarray, groups: int, dtype) -> np.ndarray:
@@ -103,20 +124,21 @@ def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
     cgi = plan.in_channels // groups
     y = np.empty((plan.batch, plan.out_channels, math.prod(plan.out)), dtype=dtype)
     column_bias = None if bias is None else np.asarray(bias, dtype=dtype).reshape(groups, cgo, 1)
-    tile = _tile_positions(plan, dtype, x5.size)
+    tiles = _tiles(plan, dtype, x5.size)
+    scratch_size = max(_columns_size(t, depth) for t in tiles)
 
     def part(items):  # writes only its own output tiles
-        scratch = np.empty(depth * tile, dtype=dtype)
-        for n, p0, p1 in items:
-            cols = scratch[: depth * (p1 - p0)].reshape(depth, p1 - p0)
+        scratch = np.empty(scratch_size, dtype=dtype)
+        for n0, n1, p0, p1 in items:
+            cols = _columns(scratch, depth, (n0, n1, p0, p1))
             for g in range(groups):
-                gather_planar(xp, cols, n, g * cgi, p0, *_geometry(plan))
-                block = y[n, g * cgo : (g + 1) * cgo, p0:p1]
+                gather_planar(xp, cols, n0, g * cgi, p0, *_geometry(plan))
+                block = y[n0:n1, g * cgo : (g + 1) * cgo, p0:p1]
                 np.matmul(wm[g], cols, out=block)
                 if column_bias is not None:
                     block += column_bias[g]
 
-    run_parts(part, _parts(plan, tile, whole_images=False))
+    run_parts(part, _parts(tiles, whole_images=False))
     return y.reshape(plan.batch, plan.out_channels, *plan.out)
 
 
@@ -126,22 +148,23 @@ def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
     groups, cgo, depth = wm.shape
     cgi = plan.in_channels // groups
     shape = (plan.batch, plan.in_channels, *plan.padded)
-    tile = _tile_positions(plan, dtype, math.prod(shape))
+    tiles = _tiles(plan, dtype, math.prod(shape))
+    scratch_size = max(_columns_size(t, depth) for t in tiles)
     # Windows overlap, so two parts may add into the same input row. With a
     # batch per part, parts own whole images and share one gradient array;
     # otherwise each part adds into its own, summed in part order afterwards.
     shared = plan.batch >= numba.get_num_threads()
-    parts = _parts(plan, tile, whole_images=shared)
+    parts = _parts(tiles, whole_images=shared)
     gxp = np.zeros(shape, dtype=dtype)
 
     def part(items):
         target = gxp if shared or items is parts[0] else np.zeros(shape, dtype=dtype)
-        scratch = np.empty(depth * tile, dtype=dtype)
-        for n, p0, p1 in items:
-            cols = scratch[: depth * (p1 - p0)].reshape(depth, p1 - p0)
+        scratch = np.empty(scratch_size, dtype=dtype)
+        for n0, n1, p0, p1 in items:
+            cols = _columns(scratch, depth, (n0, n1, p0, p1))
             for g in range(groups):
-                np.matmul(wm[g].T, gy[n, g * cgo : (g + 1) * cgo, p0:p1], out=cols)
-                scatter_planar(cols, target, n, g * cgi, p0, *_geometry(plan))
+                np.matmul(wm[g].T, gy[n0:n1, g * cgo : (g + 1) * cgo, p0:p1], out=cols)
+                scatter_planar(cols, target, n0, g * cgi, p0, *_geometry(plan))
         return target
 
     for partial in run_parts(part, parts)[1:]:
@@ -158,25 +181,34 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
     groups = plan.groups
     cgi, cgo = plan.in_channels // groups, plan.out_channels // groups
     depth = _depth(plan)
-    tile = _tile_positions(plan, dtype, x5.size)
+    tiles = _tiles(plan, dtype, x5.size)
+    scratch_size = max(_columns_size(t, depth) for t in tiles)
+    most_images = max(n1 - n0 for n0, n1, _, _ in tiles)
 
     # Transposed, (depth × cgo) = cols @ gy_tileᵀ: OpenBLAS ran this 1.2-1.9x
     # faster than gy_tile @ colsᵀ on the suite's shapes (e.g. 97 against 77
     # GFLOP/s for 5×5 over 32 channels), the same multiply-adds.
     def part(items):  # every position feeds every weight: one partial sum per part
         gwt = np.zeros((groups, depth, cgo), dtype=dtype)
-        product = np.empty((depth, cgo), dtype=dtype)
-        scratch = np.empty(depth * tile, dtype=dtype)
-        for n, p0, p1 in items:
-            cols = scratch[: depth * (p1 - p0)].reshape(depth, p1 - p0)
+        products = np.empty((most_images, depth, cgo), dtype=dtype)
+        scratch = np.empty(scratch_size, dtype=dtype)
+        for n0, n1, p0, p1 in items:
+            cols = _columns(scratch, depth, (n0, n1, p0, p1))
+            product = products[: n1 - n0]
             for g in range(groups):
-                gather_planar(xp, cols, n, g * cgi, p0, *_geometry(plan))
-                np.matmul(cols, gy[n, g * cgo : (g + 1) * cgo, p0:p1].T, out=product)
-                gwt[g] += product
+                gather_planar(xp, cols, n0, g * cgi, p0, *_geometry(plan))
+                gy_tile = gy[n0:n1, g * cgo : (g + 1) * cgo, p0:p1]
+                np.matmul(cols, gy_tile.transpose(0, 2, 1), out=product)
+                gwt[g] += product[0] if n1 - n0 == 1 else product.sum(axis=0)
         return gwt
 
-    partials = run_parts(part, _parts(plan, tile, whole_images=False))
+    partials = run_parts(part, _parts(tiles, whole_images=False))
     gwt = partials[0]
     for partial in partials[1:]:
         gwt += partial
     return gwt.transpose(0, 2, 1).reshape(plan.weight5)
+
+
+def _columns_size(tile, depth: int) -> int:
+    n0, n1, p0, p1 = tile
+    return (n1 - n0) * depth * (p1 - p0)

@@ -1,17 +1,18 @@
 """Column (im2col) tiles in the caller's channel-first layout, for the planar GEMM.
 
-A tile is a run of output positions ``p0 .. p0 + m`` of one image ``n``, where
-``p = (od·OH + oh)·OW + ow`` counts positions in the output's own order. Its
-column matrix has one row per window value, ``(ci, kd, kh, kw)`` in the
-weight's own order, and one column per position:
+A tile is a run of output positions ``p0 .. p0 + m`` of the images
+``n0 .. n0 + images``, where ``p = (od·OH + oh)·OW + ow`` counts positions in
+the output's own order. Its column array ``(images, rows, m)`` holds, for each
+image, one row per window value, ``(ci, kd, kh, kw)`` in the weight's own
+order, and one column per position:
 
-    cols[(ci·KD + kd)·KH·KW + kh·KW + kw, p − p0]
-        = xp[n, g·cgi + ci, od·sd + kd·dd, oh·sh + kh·dh, ow·sw + kw·dw]
+    cols[i, (ci·KD + kd)·KH·KW + kh·KW + kw, p − p0]
+        = xp[n0 + i, g·cgi + ci, od·sd + kd·dd, oh·sh + kh·dh, ow·sw + kw·dw]
 
 So a row is a copy of runs of input rows (contiguous when the W stride is 1),
-the weight needs no reordering, and the product ``W @ cols`` lands directly in
-the output's ``(C_out, positions)`` block. No validation here: the caller's
-plan keeps every index in bounds.
+the weight needs no reordering, and the product ``W @ cols[i]`` lands directly
+in image ``n0 + i``'s ``(C_out, positions)`` block. No validation here: the
+caller's plan keeps every index in bounds.
 
 Serial kernels that release the GIL, one per worker thread next to
 single-threaded BLAS, as in :mod:`numconv.kernels.columns`.
@@ -35,31 +36,40 @@ def _window_value(r, kernel):  # pragma: no cover
 
 
 @njit(**KERNEL_OPTIONS)
-def gather_planar(xp, cols, n, c0, p0, kernel, stride, dilation, out):  # pragma: no cover
-    """Fill ``cols`` (``cgi·taps × m``) from the padded input ``xp`` ``(N, C, Dp, Hp, Wp)``."""
+def gather_planar(xp, cols, n0, c0, p0, kernel, stride, dilation, out):  # pragma: no cover
+    """Fill ``cols`` (``images × cgi·taps × m``) from the padded input ``xp``."""
     sd, sh, sw = stride
     dd, dh, dw = dilation
     _, oh_n, ow_n = out
-    m = cols.shape[1]
-    for r in range(cols.shape[0]):
-        ci, kd, kh, kw = _window_value(r, kernel)
-        plane = xp[n, c0 + ci]
-        dst = cols[r]
-        j, p = 0, p0
-        while j < m:  # one output row's run at a time
-            od, oh, ow = p // (oh_n * ow_n), (p // ow_n) % oh_n, p % ow_n
-            run = min(ow_n - ow, m - j)
-            src = plane[od * sd + kd * dd, oh * sh + kh * dh]
-            base = ow * sw + kw * dw
-            # Unsigned indices: no negative-index wrap code in the copy loop.
-            for i in range(np.uint64(run)):
-                dst[np.uint64(j) + i] = src[np.uint64(base) + i * np.uint64(sw)]
-            j += run
-            p += run
+    images, rows, m = cols.shape
+    for i in range(images):
+        for r in range(rows):
+            ci, kd, kh, kw = _window_value(r, kernel)
+            plane = xp[n0 + i, c0 + ci]
+            dst = cols[i, r]
+            # Step through the output rows the tile covers: no division per run.
+            od, oh, ow = p0 // (oh_n * ow_n), (p0 // ow_n) % oh_n, p0 % ow_n
+            j = 0
+            while j < m:
+                run = min(ow_n - ow, m - j)
+                src = plane[od * sd + kd * dd, oh * sh + kh * dh]
+                base = ow * sw + kw * dw
+                # Unsigned indices: no negative-index wrap code in the loops.
+                # The stride-1 loop is its own so that it vectorises.
+                if sw == 1:
+                    for t in range(np.uint64(run)):
+                        dst[np.uint64(j) + t] = src[np.uint64(base) + t]
+                else:
+                    for t in range(np.uint64(run)):
+                        dst[np.uint64(j) + t] = src[np.uint64(base) + t * np.uint64(sw)]
+                j += run
+                ow, oh = 0, oh + 1
+                if oh == oh_n:
+                    oh, od = 0, od + 1
 
 
 @njit(**KERNEL_OPTIONS)
-def scatter_planar(cols, gxp, n, c0, p0, kernel, stride, dilation, out):  # pragma: no cover
+def scatter_planar(cols, gxp, n0, c0, p0, kernel, stride, dilation, out):  # pragma: no cover
     """Add ``cols`` back where :func:`gather_planar` read it: ``gxp`` += col2im(cols).
 
     Within one row of ``cols`` every position reads a different input value,
@@ -69,18 +79,25 @@ def scatter_planar(cols, gxp, n, c0, p0, kernel, stride, dilation, out):  # prag
     sd, sh, sw = stride
     dd, dh, dw = dilation
     _, oh_n, ow_n = out
-    m = cols.shape[1]
-    for r in range(cols.shape[0]):
-        ci, kd, kh, kw = _window_value(r, kernel)
-        plane = gxp[n, c0 + ci]
-        src = cols[r]
-        j, p = 0, p0
-        while j < m:
-            od, oh, ow = p // (oh_n * ow_n), (p // ow_n) % oh_n, p % ow_n
-            run = min(ow_n - ow, m - j)
-            dst = plane[od * sd + kd * dd, oh * sh + kh * dh]
-            base = ow * sw + kw * dw
-            for i in range(np.uint64(run)):
-                dst[np.uint64(base) + i * np.uint64(sw)] += src[np.uint64(j) + i]
-            j += run
-            p += run
+    images, rows, m = cols.shape
+    for i in range(images):
+        for r in range(rows):
+            ci, kd, kh, kw = _window_value(r, kernel)
+            plane = gxp[n0 + i, c0 + ci]
+            src = cols[i, r]
+            od, oh, ow = p0 // (oh_n * ow_n), (p0 // ow_n) % oh_n, p0 % ow_n
+            j = 0
+            while j < m:
+                run = min(ow_n - ow, m - j)
+                dst = plane[od * sd + kd * dd, oh * sh + kh * dh]
+                base = ow * sw + kw * dw
+                if sw == 1:  # its own loop, so that it vectorises
+                    for t in range(np.uint64(run)):
+                        dst[np.uint64(base) + t] += src[np.uint64(j) + t]
+                else:
+                    for t in range(np.uint64(run)):
+                        dst[np.uint64(base) + t * np.uint64(sw)] += src[np.uint64(j) + t]
+                j += run
+                ow, oh = 0, oh + 1
+                if oh == oh_n:
+                    oh, od = 0, od + 1
