@@ -15,6 +15,10 @@ window holds few channels (first layers: 3 channels) or a layer is long and
 thin (1-d audio layers). There a column row is a copy of input-row runs
 instead: contiguous at stride 1, strided otherwise.
 
+One tile's columns hold every group's window values, so one kernel call and
+one batched ``np.matmul`` (over images and groups, BLAS for each) serve all
+groups: a per-group loop cost grouped layers a Python round trip per group.
+
 Threads as in the GEMM algorithm: the image tiles are split into one
 contiguous part per thread, each run on a worker with serial column kernels
 and single-threaded BLAS. Results are deterministic at a fixed thread count.
@@ -51,8 +55,8 @@ def _geometry(plan: ConvPlan):
 
 
 def _depth(plan: ConvPlan) -> int:
-    """Window values per output channel: the products' inner dimension."""
-    return plan.in_channels // plan.groups * math.prod(plan.kernel)
+    """Column rows per position: window values over every group's channels."""
+    return plan.in_channels * math.prod(plan.kernel)
 
 
 def _tiles(plan: ConvPlan, dtype, x_elements: int) -> list[tuple[int, int, int, int]]:
@@ -101,10 +105,11 @@ def _parts(tiles, whole_images: bool):
     return [tiles[lo:hi] for lo, hi in split_range(len(tiles), threads, per_image)]
 
 
-def _columns(scratch: np.ndarray, depth: int, tile) -> np.ndarray:
-    """The tile's ``(images, depth, positions)`` column array, at the start of ``scratch``."""
+def _columns(scratch: np.ndarray, groups: int, depth: int, tile) -> np.ndarray:
+    """The tile's ``(images, groups, depth, positions)`` columns, at the start of ``scratch``."""
     n0, n1, p0, p1 = tile
-    return scratch[: (n1 - n0) * depth * (p1 - p0)].reshape(n1 - n0, depth, p1 - p0)
+    size = (n1 - n0) * groups * depth * (p1 - p0)
+    return scratch[:size].reshape(n1 - n0, groups, depth, p1 - p0)
 
 
 def _weight_matrices(w5: np.ndarray, groups: int, dtype) -> np.ndarray:
@@ -121,35 +126,33 @@ def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
     xp = pad_channels_first(x5, plan.pads, plan.padding_mode, dtype)
     wm = _weight_matrices(w5, plan.groups, dtype)
     groups, cgo, depth = wm.shape
-    cgi = plan.in_channels // groups
     y = np.empty((plan.batch, plan.out_channels, math.prod(plan.out)), dtype=dtype)
+    y4 = y.reshape(plan.batch, groups, cgo, -1)
     column_bias = None if bias is None else np.asarray(bias, dtype=dtype).reshape(groups, cgo, 1)
     tiles = _tiles(plan, dtype, x5.size)
-    scratch_size = max(_columns_size(t, depth) for t in tiles)
+    scratch_size = max(_columns_size(t, groups * depth) for t in tiles)
 
     def part(items):  # writes only its own output tiles
         scratch = np.empty(scratch_size, dtype=dtype)
         for n0, n1, p0, p1 in items:
-            cols = _columns(scratch, depth, (n0, n1, p0, p1))
-            for g in range(groups):
-                gather_planar(xp, cols, n0, g * cgi, p0, *_geometry(plan))
-                block = y[n0:n1, g * cgo : (g + 1) * cgo, p0:p1]
-                np.matmul(wm[g], cols, out=block)
-                if column_bias is not None:
-                    block += column_bias[g]
+            cols = _columns(scratch, groups, depth, (n0, n1, p0, p1))
+            gather_planar(xp, cols.reshape(n1 - n0, -1, p1 - p0), n0, p0, *_geometry(plan))
+            block = y4[n0:n1, :, :, p0:p1]
+            np.matmul(wm, cols, out=block)  # every image and group in one call
+            if column_bias is not None:
+                block += column_bias
 
     run_parts(part, _parts(tiles, whole_images=False))
     return y.reshape(plan.batch, plan.out_channels, *plan.out)
 
 
 def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
-    gy = _positions_matrix(gy5, dtype)
     wm = _weight_matrices(w5, plan.groups, dtype)
     groups, cgo, depth = wm.shape
-    cgi = plan.in_channels // groups
+    gy4 = _positions_matrix(gy5, dtype).reshape(plan.batch, groups, cgo, -1)
     shape = (plan.batch, plan.in_channels, *plan.padded)
     tiles = _tiles(plan, dtype, math.prod(shape))
-    scratch_size = max(_columns_size(t, depth) for t in tiles)
+    scratch_size = max(_columns_size(t, groups * depth) for t in tiles)
     # Windows overlap, so two parts may add into the same input row. With a
     # batch per part, parts own whole images and share one gradient array;
     # otherwise each part adds into its own, summed in part order afterwards.
@@ -161,10 +164,9 @@ def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
         target = gxp if shared or items is parts[0] else np.zeros(shape, dtype=dtype)
         scratch = np.empty(scratch_size, dtype=dtype)
         for n0, n1, p0, p1 in items:
-            cols = _columns(scratch, depth, (n0, n1, p0, p1))
-            for g in range(groups):
-                np.matmul(wm[g].T, gy[n0:n1, g * cgo : (g + 1) * cgo, p0:p1], out=cols)
-                scatter_planar(cols, target, n0, g * cgi, p0, *_geometry(plan))
+            cols = _columns(scratch, groups, depth, (n0, n1, p0, p1))
+            np.matmul(wm.transpose(0, 2, 1), gy4[n0:n1, :, :, p0:p1], out=cols)
+            scatter_planar(cols.reshape(n1 - n0, -1, p1 - p0), target, n0, p0, *_geometry(plan))
         return target
 
     for partial in run_parts(part, parts)[1:]:
@@ -177,12 +179,12 @@ def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
 
 def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
     xp = pad_channels_first(x5, plan.pads, plan.padding_mode, dtype)
-    gy = _positions_matrix(gy5, dtype)
     groups = plan.groups
-    cgi, cgo = plan.in_channels // groups, plan.out_channels // groups
-    depth = _depth(plan)
+    cgo = plan.out_channels // groups
+    gy4 = _positions_matrix(gy5, dtype).reshape(plan.batch, groups, cgo, -1)
+    depth = _depth(plan) // groups
     tiles = _tiles(plan, dtype, x5.size)
-    scratch_size = max(_columns_size(t, depth) for t in tiles)
+    scratch_size = max(_columns_size(t, groups * depth) for t in tiles)
     most_images = max(n1 - n0 for n0, n1, _, _ in tiles)
 
     # Transposed, (depth × cgo) = cols @ gy_tileᵀ: OpenBLAS ran this 1.2-1.9x
@@ -190,16 +192,14 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
     # GFLOP/s for 5×5 over 32 channels), the same multiply-adds.
     def part(items):  # every position feeds every weight: one partial sum per part
         gwt = np.zeros((groups, depth, cgo), dtype=dtype)
-        products = np.empty((most_images, depth, cgo), dtype=dtype)
+        products = np.empty((most_images, groups, depth, cgo), dtype=dtype)
         scratch = np.empty(scratch_size, dtype=dtype)
         for n0, n1, p0, p1 in items:
-            cols = _columns(scratch, depth, (n0, n1, p0, p1))
+            cols = _columns(scratch, groups, depth, (n0, n1, p0, p1))
+            gather_planar(xp, cols.reshape(n1 - n0, -1, p1 - p0), n0, p0, *_geometry(plan))
             product = products[: n1 - n0]
-            for g in range(groups):
-                gather_planar(xp, cols, n0, g * cgi, p0, *_geometry(plan))
-                gy_tile = gy[n0:n1, g * cgo : (g + 1) * cgo, p0:p1]
-                np.matmul(cols, gy_tile.transpose(0, 2, 1), out=product)
-                gwt[g] += product[0] if n1 - n0 == 1 else product.sum(axis=0)
+            np.matmul(cols, gy4[n0:n1, :, :, p0:p1].transpose(0, 1, 3, 2), out=product)
+            gwt += product[0] if n1 - n0 == 1 else product.sum(axis=0)
         return gwt
 
     partials = run_parts(part, _parts(tiles, whole_images=False))
@@ -209,6 +209,6 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
     return gwt.transpose(0, 2, 1).reshape(plan.weight5)
 
 
-def _columns_size(tile, depth: int) -> int:
+def _columns_size(tile, rows: int) -> int:
     n0, n1, p0, p1 = tile
-    return (n1 - n0) * depth * (p1 - p0)
+    return (n1 - n0) * rows * (p1 - p0)

@@ -3,15 +3,16 @@
 A tile is a run of output positions ``p0 .. p0 + m`` of the images
 ``n0 .. n0 + images``, where ``p = (od·OH + oh)·OW + ow`` counts positions in
 the output's own order. Its column array ``(images, rows, m)`` holds, for each
-image, one row per window value, ``(ci, kd, kh, kw)`` in the weight's own
-order, and one column per position:
+image, one row per window value, ``(ci, kd, kh, kw)`` over every input
+channel in the weight's own order, and one column per position:
 
     cols[i, (ci·KD + kd)·KH·KW + kh·KW + kw, p − p0]
-        = xp[n0 + i, g·cgi + ci, od·sd + kd·dd, oh·sh + kh·dh, ow·sw + kw·dw]
+        = xp[n0 + i, ci, od·sd + kd·dd, oh·sh + kh·dh, ow·sw + kw·dw]
 
 So a row is a copy of runs of input rows (contiguous when the W stride is 1),
-the weight needs no reordering, and the product ``W @ cols[i]`` lands directly
-in image ``n0 + i``'s ``(C_out, positions)`` block. No validation here: the
+the weight needs no reordering, group ``g``'s rows are the ``g``-th block of
+``C_in/groups · taps``, and the product ``W_g @ cols[i, block g]`` lands
+directly in image ``n0 + i``'s ``(C_out, positions)`` block. No validation here: the
 caller's plan keeps every index in bounds.
 
 Serial kernels that release the GIL, one per worker thread next to
@@ -36,8 +37,8 @@ def _window_value(r, kernel):  # pragma: no cover
 
 
 @njit(**KERNEL_OPTIONS)
-def gather_planar(xp, cols, n0, c0, p0, kernel, stride, dilation, out):  # pragma: no cover
-    """Fill ``cols`` (``images × cgi·taps × m``) from the padded input ``xp``."""
+def gather_planar(xp, cols, n0, p0, kernel, stride, dilation, out):  # pragma: no cover
+    """Fill ``cols`` (``images × C_in·taps × m``) from the padded input ``xp``."""
     sd, sh, sw = stride
     dd, dh, dw = dilation
     _, oh_n, ow_n = out
@@ -45,7 +46,7 @@ def gather_planar(xp, cols, n0, c0, p0, kernel, stride, dilation, out):  # pragm
     for i in range(images):
         for r in range(rows):
             ci, kd, kh, kw = _window_value(r, kernel)
-            plane = xp[n0 + i, c0 + ci]
+            plane = xp[n0 + i, ci]
             dst = cols[i, r]
             # Step through the output rows the tile covers: no division per run.
             od, oh, ow = p0 // (oh_n * ow_n), (p0 // ow_n) % oh_n, p0 % ow_n
@@ -69,7 +70,7 @@ def gather_planar(xp, cols, n0, c0, p0, kernel, stride, dilation, out):  # pragm
 
 
 @njit(**KERNEL_OPTIONS)
-def scatter_planar(cols, gxp, n0, c0, p0, kernel, stride, dilation, out):  # pragma: no cover
+def scatter_planar(cols, gxp, n0, p0, kernel, stride, dilation, out):  # pragma: no cover
     """Add ``cols`` back where :func:`gather_planar` read it: ``gxp`` += col2im(cols).
 
     Within one row of ``cols`` every position reads a different input value,
@@ -83,7 +84,7 @@ def scatter_planar(cols, gxp, n0, c0, p0, kernel, stride, dilation, out):  # pra
     for i in range(images):
         for r in range(rows):
             ci, kd, kh, kw = _window_value(r, kernel)
-            plane = gxp[n0 + i, c0 + ci]
+            plane = gxp[n0 + i, ci]
             src = cols[i, r]
             od, oh, ow = p0 // (oh_n * ow_n), (p0 // ow_n) % oh_n, p0 % ow_n
             j = 0
