@@ -36,9 +36,13 @@ def _window_value(r, kernel):  # pragma: no cover
     return r // taps, t // (kh_n * kw_n), (t // kw_n) % kh_n, t % kw_n
 
 
-@njit(**KERNEL_OPTIONS)
-def gather_planar(xp, cols, n0, p0, kernel, stride, dilation, out):  # pragma: no cover
-    """Fill ``cols`` (``images × C_in·taps × m``) from the padded input ``xp``."""
+@njit(inline="always", **KERNEL_OPTIONS)
+def _move_runs(image, cols, n0, p0, kernel, stride, dilation, out, add_back):  # pragma: no cover
+    """Copy ``image`` runs into ``cols`` (gather), or add ``cols`` back into them.
+
+    One walk for both directions: ``add_back`` is constant per call, so the
+    compiler splits the loops on it.
+    """
     sd, sh, sw = stride
     dd, dh, dw = dilation
     _, oh_n, ow_n = out
@@ -46,27 +50,39 @@ def gather_planar(xp, cols, n0, p0, kernel, stride, dilation, out):  # pragma: n
     for i in range(images):
         for r in range(rows):
             ci, kd, kh, kw = _window_value(r, kernel)
-            plane = xp[n0 + i, ci]
-            dst = cols[i, r]
+            plane = image[n0 + i, ci]
+            col = cols[i, r]
             # Step through the output rows the tile covers: no division per run.
             od, oh, ow = p0 // (oh_n * ow_n), (p0 // ow_n) % oh_n, p0 % ow_n
             j = 0
             while j < m:
-                run = min(ow_n - ow, m - j)
-                src = plane[od * sd + kd * dd, oh * sh + kh * dh]
-                base = ow * sw + kw * dw
+                run = np.uint64(min(ow_n - ow, m - j))
+                row = plane[od * sd + kd * dd, oh * sh + kh * dh]
                 # Unsigned indices: no negative-index wrap code in the loops.
-                # The stride-1 loop is its own so that it vectorises.
-                if sw == 1:
-                    for t in range(np.uint64(run)):
-                        dst[np.uint64(j) + t] = src[np.uint64(base) + t]
+                # Stride 1 has loops of its own, so that they vectorise.
+                at, step, c = np.uint64(ow * sw + kw * dw), np.uint64(sw), np.uint64(j)
+                if add_back and sw == 1:
+                    for t in range(run):
+                        row[at + t] += col[c + t]
+                elif add_back:
+                    for t in range(run):
+                        row[at + t * step] += col[c + t]
+                elif sw == 1:
+                    for t in range(run):
+                        col[c + t] = row[at + t]
                 else:
-                    for t in range(np.uint64(run)):
-                        dst[np.uint64(j) + t] = src[np.uint64(base) + t * np.uint64(sw)]
-                j += run
+                    for t in range(run):
+                        col[c + t] = row[at + t * step]
+                j += int(run)
                 ow, oh = 0, oh + 1
                 if oh == oh_n:
                     oh, od = 0, od + 1
+
+
+@njit(**KERNEL_OPTIONS)
+def gather_planar(xp, cols, n0, p0, kernel, stride, dilation, out):  # pragma: no cover
+    """Fill ``cols`` (``images × C_in·taps × m``) from the padded input ``xp``."""
+    _move_runs(xp, cols, n0, p0, kernel, stride, dilation, out, False)
 
 
 @njit(**KERNEL_OPTIONS)
@@ -77,28 +93,4 @@ def scatter_planar(cols, gxp, n0, p0, kernel, stride, dilation, out):  # pragma:
     so the adds of a row never collide; rows are added in order, so the result
     is deterministic.
     """
-    sd, sh, sw = stride
-    dd, dh, dw = dilation
-    _, oh_n, ow_n = out
-    images, rows, m = cols.shape
-    for i in range(images):
-        for r in range(rows):
-            ci, kd, kh, kw = _window_value(r, kernel)
-            plane = gxp[n0 + i, ci]
-            src = cols[i, r]
-            od, oh, ow = p0 // (oh_n * ow_n), (p0 // ow_n) % oh_n, p0 % ow_n
-            j = 0
-            while j < m:
-                run = min(ow_n - ow, m - j)
-                dst = plane[od * sd + kd * dd, oh * sh + kh * dh]
-                base = ow * sw + kw * dw
-                if sw == 1:  # its own loop, so that it vectorises
-                    for t in range(np.uint64(run)):
-                        dst[np.uint64(base) + t] += src[np.uint64(j) + t]
-                else:
-                    for t in range(np.uint64(run)):
-                        dst[np.uint64(base) + t * np.uint64(sw)] += src[np.uint64(j) + t]
-                j += run
-                ow, oh = 0, oh + 1
-                if oh == oh_n:
-                    oh, od = 0, od + 1
+    _move_runs(gxp, cols, n0, p0, kernel, stride, dilation, out, True)
