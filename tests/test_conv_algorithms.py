@@ -130,8 +130,6 @@ def test_planar_gemm_tiles_are_balanced_and_cover_every_position_once(x_shape, w
 @pytest.mark.parametrize("batch", [1, 3])
 def test_planar_gemm_thread_counts_match_the_direct_algorithm(rng, threads, batch):
     """One part, or two: sharing an image's input gradient between parts, or not."""
-    import numba
-
     x = rng.standard_normal((batch, 5, 12, 11))
     w = rng.standard_normal((7, 5, 3, 3))
     b = rng.standard_normal(7)
