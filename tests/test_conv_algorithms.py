@@ -175,6 +175,65 @@ def test_depthwise_matches_the_direct_algorithm(rng, mode, shape, kernel, kw):
         assert_close(g, e, np.float64)
 
 
+# Stride 1, zero padding, rows as wide as the input's: the masked kernels.
+MASKED_DEPTHWISE = [
+    ((2, 5, 8, 9), (3, 3), dict(padding=1)),  # 9 taps in one pass
+    ((1, 4, 9, 8), (5, 5), dict(padding=2)),  # a pass per tap
+    ((2, 3, 7, 6), (3, 2), dict(padding=((1, 0), (0, 1)))),  # per-side, even width
+    ((2, 3, 7, 6), (3, 3), dict(padding=((0, 2), (2, 0)), dilation=(1, 1))),  # one-sided
+    ((2, 3, 6, 9), (3, 3), dict(padding=(0, 2), dilation=2)),  # OH < H, dilated
+    ((2, 3, 13), (3,), dict(padding="same", dilation=3)),
+    ((3, 2, 1), (5,), dict(padding=2)),  # every read but one is padding
+    ((1, 2, 4, 6, 5), (1, 3, 3), dict(padding=(0, 1, 1))),  # 3-d, one deep
+]
+
+
+@pytest.mark.parametrize("shape, kernel, kw", MASKED_DEPTHWISE)
+def test_masked_depthwise_matches_the_direct_algorithm(rng, shape, kernel, kw):
+    channels = shape[1]
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((channels, 1, *kernel))
+    b = rng.standard_normal(channels)
+    kw = dict(kw, groups=channels)
+    assert _depthwise._masked(_plan(x, w, kw))
+    gy = rng.standard_normal(getattr(F, f"conv{len(kernel)}d")(x, w, b, **kw).shape)
+    with _dispatch.forced("direct"):
+        expected = _all_three(x, w, b, gy, **kw)
+    got = _all_three(x, w, b, gy, **kw)
+    for g, e in zip(got, expected, strict=True):
+        assert_close(g, e, np.float64)
+
+
+@pytest.mark.parametrize("kernel", [(3, 3), (5, 5)])
+def test_masked_depthwise_keeps_row_ends_apart(kernel):
+    """An inf at one row's end must not reach the next row's start (0 · inf is NaN)."""
+    x = np.ones((1, 2, 5, 6))
+    x[:, :, 2, -1] = np.inf
+    x[:, :, 3, 0] = -np.inf
+    w = np.ones((2, 1, *kernel))
+    kw = dict(padding=kernel[0] // 2, groups=2)
+    assert _depthwise._masked(_plan(x, w, kw))
+    with _dispatch.forced("direct"):
+        expected = F.conv2d(x, w, **kw)
+    got = F.conv2d(x, w, **kw)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    finite = np.isfinite(expected)
+    np.testing.assert_array_equal(got[~finite], expected[~finite])
+    assert_close(got[finite], expected[finite], np.float64)
+
+
+def test_masked_depthwise_only_takes_what_it_can():
+    x = np.empty((1, 3, 8, 8))
+    w = np.empty((3, 1, 3, 3))
+    assert _depthwise._masked(_plan(x, w, dict(groups=3, padding=1)))
+    assert not _depthwise._masked(_plan(x, w, dict(groups=3, padding=0)))  # OW < W
+    assert not _depthwise._masked(_plan(x, w, dict(groups=3, padding=1, stride=2)))
+    assert not _depthwise._masked(_plan(x, w, dict(groups=3, padding=1, padding_mode="reflect")))
+    assert not _depthwise._masked(_plan(x, w, dict(groups=3, padding=((3, 0), (1, 1)))))
+    x3, w3 = np.empty((1, 3, 4, 8, 8)), np.empty((3, 1, 3, 3, 3))
+    assert not _depthwise._masked(_plan(x3, w3, dict(groups=3, padding=1)))  # three deep
+
+
 def test_depthwise_does_not_take_channel_multipliers(rng):
     """groups == C_in but C_out = 2·C_in: the depthwise kernels do not apply."""
     x = rng.standard_normal((1, 3, 6, 6))

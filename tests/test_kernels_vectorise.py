@@ -87,13 +87,15 @@ import re
 import numpy as np
 import numconv.functional as F
 from numconv.kernels import depthwise as D
+from numconv.kernels import depthwise_masked as M
 x = np.zeros((1, 2, 6, 6), np.float32)
 w = np.zeros((2, 1, 3, 3), np.float32)
-y = F.conv2d(x, w, padding=1, groups=2)
-F.conv2d_input_grad(x.shape, w, y, padding=1, groups=2)
-F.conv2d_weight_grad(x, w.shape, y, padding=1, groups=2)
+for mode in ("circular", "zeros"):  # the flat kernels, then the masked ones
+    y = F.conv2d(x, w, padding=1, groups=2, padding_mode=mode)
+    F.conv2d_input_grad(x.shape, w, y, padding=1, groups=2, padding_mode=mode)
+    F.conv2d_weight_grad(x, w.shape, y, padding=1, groups=2, padding_mode=mode)
 for kernel in (D.depthwise_forward_flat, D.depthwise_input_grad_flat,
-               D.depthwise_weight_grad_flat):
+               D.depthwise_weight_grad_flat, M.masked_forward, M.masked_weight_grad):
     asm = kernel.inspect_asm(kernel.signatures[0])
     packed = re.findall(r"vfmadd\w*ps\s[^\n]*%(?:ymm|zmm)", asm)
     print(kernel.__name__, len(packed))
@@ -110,6 +112,8 @@ def test_depthwise_flat_plane_kernels_are_vectorised():
         "depthwise_forward_flat",
         "depthwise_input_grad_flat",
         "depthwise_weight_grad_flat",
+        "masked_forward",
+        "masked_weight_grad",
     }
     for name, count in counts.items():
         assert int(count) > 0, f"{name}: no packed FMA on ymm/zmm registers"

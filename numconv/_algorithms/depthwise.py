@@ -6,10 +6,16 @@ loop has length 1 and nothing vectorises (~1 GFLOP/s). The depthwise kernels
 channel-first layout instead, vectorised along W, padding each plane in a
 per-thread buffer: no layout conversion and no padded copy of the whole input.
 With stride 1 they treat the padded plane as one flat row (see the kernels'
-module): a 3×3 layer on 28×28 planes ran 3× faster than row by row.
+module): a 3×3 layer on 28×28 planes ran 3× faster than row by row. Stride-1
+zero-padded layers whose rows keep their width (the usual "same" depthwise
+layer) skip the padded copy as well: :mod:`numconv.kernels.depthwise_masked`
+reads the plane in place of its padding and selects zero where a read crosses
+a row end.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numba
 import numpy as np
@@ -24,6 +30,7 @@ from ..kernels.depthwise import (
     depthwise_weight_grad,
     depthwise_weight_grad_flat,
 )
+from ..kernels.depthwise_masked import masked_forward, masked_weight_grad
 
 NAME = "depthwise"
 
@@ -62,6 +69,66 @@ def _flat(plan: ConvPlan) -> bool:
     return plan.stride == (1, 1, 1)
 
 
+def _masked(plan: ConvPlan) -> bool:
+    """Stride 1, zero padding, a window one deep with no depth padding, ``OW == W``.
+
+    Pads above and below may not exceed the window's extent: the input
+    gradient turns them into ``extent − 1 − pad`` rows of padding.
+    """
+    _, kh, _ = plan.kernel
+    _, dh, _ = plan.dilation
+    return (
+        plan.stride == (1, 1, 1)
+        and plan.padding_mode == "zeros"
+        and plan.kernel[0] == 1
+        and plan.pads[0] == (0, 0)
+        and plan.out[2] == plan.spatial[2]
+        and max(plan.pads[1]) <= (kh - 1) * dh
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _masked_layout(width, out_rows, pad_top, pad_left, kh, kw, dh, dw):
+    """``interior``, ``offsets``, ``columns``, ``keep`` and the buffer length for one plane shape.
+
+    The buffer holds ``pad_left`` zeros and ``pad_top`` zero rows before the
+    plane, so tap ``(b, e)`` of output ``q`` reads ``q + b·dh·W + e·dw``.
+    Cached: the arrays depend on the shape only, and the kernels never write them.
+    """
+    b, e = np.indices((kh, kw)).reshape(2, -1)
+    offsets = np.ascontiguousarray(b * dh * width + e * dw, dtype=np.int64)
+    columns = np.ascontiguousarray(e, dtype=np.int64)
+    read_column = np.arange(width)[None, :] + (np.arange(kw) * dw - pad_left)[:, None]
+    inside = (read_column >= 0) & (read_column < width)
+    keep = np.ascontiguousarray(np.tile(inside, (1, out_rows)))
+    rows = out_rows + (kh - 1) * dh
+    pad_right = (kw - 1) * dw - pad_left
+    interior = pad_left + pad_top * width
+    return interior, offsets, columns, keep, pad_left + rows * width + pad_right
+
+
+def _masked_args(plan: ConvPlan, transposed: bool = False) -> tuple:
+    """``interior, offsets, columns, keep`` and the buffer length, for the forward.
+
+    ``transposed``: for the input gradient, the forward of ``gy`` with the
+    window turned (pads become ``extent − 1 − pad``) from ``OH`` rows to ``H``.
+    """
+    _, kh, kw = plan.kernel
+    _, dh, dw = plan.dilation
+    pad_top, pad_left = plan.pads[1][0], plan.pads[2][0]
+    out_rows = plan.out[1]
+    if transposed:
+        pad_top = (kh - 1) * dh - pad_top
+        pad_left = (kw - 1) * dw - pad_left
+        out_rows = plan.spatial[1]
+    return _masked_layout(plan.spatial[2], out_rows, pad_top, pad_left, kh, kw, dh, dw)
+
+
+def _buffers(length: int, dtype) -> np.ndarray:
+    """One flat buffer per thread Numba may run (get_thread_id() is below this count)."""
+    return np.empty((numba.config.NUMBA_NUM_THREADS, length), dtype=dtype)
+
+
 def _filters(w5: np.ndarray, dtype) -> np.ndarray:
     """``(C, 1, KD, KH, KW)`` -> C-contiguous ``(C, KD, KH, KW)``."""
     return np.ascontiguousarray(w5[:, 0], dtype=dtype)
@@ -77,9 +144,14 @@ def _planes(a5: np.ndarray, dtype) -> np.ndarray:
 
 
 def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
-    padding, scratch = _padding_args(plan, dtype)
     y = np.empty((plan.batch, plan.out_channels, *plan.out), dtype=dtype)
     bias = np.zeros(plan.out_channels, dtype) if bias is None else np.asarray(bias, dtype)
+    if _masked(plan):
+        *layout, length = _masked_args(plan)
+        masked_forward(_planes(x5, dtype), *layout, _tap_rows(w5, dtype), bias, y,
+                       _buffers(length, dtype))  # fmt: skip
+        return y
+    padding, scratch = _padding_args(plan, dtype)
     if _flat(plan):
         offsets, rows = _flat_args(plan, dtype)
         depthwise_forward_flat(_planes(x5, dtype), *padding, offsets, _tap_rows(w5, dtype), bias,
@@ -91,8 +163,15 @@ def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
 
 
 def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
-    padding, scratch = _padding_args(plan, dtype)
     gx = np.empty((plan.batch, plan.in_channels, *plan.spatial), dtype=dtype)
+    if _masked(plan):
+        # The forward of gy with the window turned: gx[p] = Σ_t w[t] · gy[p − offset_t].
+        *layout, length = _masked_args(plan, transposed=True)
+        turned = _tap_rows(w5[..., ::-1, ::-1], dtype)
+        masked_forward(_planes(gy5, dtype), *layout, turned, np.zeros(plan.in_channels, dtype),
+                       gx, _buffers(length, dtype))  # fmt: skip
+        return gx
+    padding, scratch = _padding_args(plan, dtype)
     if _flat(plan):
         offsets, rows = _flat_args(plan, dtype)
         depthwise_input_grad_flat(_planes(gy5, dtype), *padding, offsets, _tap_rows(w5, dtype),
@@ -104,8 +183,14 @@ def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
 
 
 def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
-    padding, scratch = _padding_args(plan, dtype)
     partial = np.empty((plan.batch, plan.in_channels, *plan.kernel), dtype=dtype)
+    if _masked(plan):
+        *layout, length = _masked_args(plan)
+        masked_weight_grad(_planes(x5, dtype), *layout, _planes(gy5, dtype),
+                           partial.reshape(plan.batch, plan.in_channels, -1),
+                           _buffers(length, dtype))  # fmt: skip
+        return partial.sum(axis=0)[:, None]
+    padding, scratch = _padding_args(plan, dtype)
     if _flat(plan):
         offsets, rows = _flat_args(plan, dtype)
         depthwise_weight_grad_flat(_planes(x5, dtype), *padding, offsets, _planes(gy5, dtype),
