@@ -177,19 +177,28 @@ def test_depthwise_matches_the_direct_algorithm(rng, mode, shape, kernel, kw):
 
 # Stride 1, zero padding, rows as wide as the input's: the masked kernels.
 MASKED_DEPTHWISE = [
-    ((2, 5, 8, 9), (3, 3), dict(padding=1)),  # 9 taps in one pass
-    ((1, 4, 9, 8), (5, 5), dict(padding=2)),  # a pass per tap
+    ((5, 5, 8, 9), (3, 3), dict(padding=1)),  # 9 taps in one pass
+    ((3, 4, 9, 8), (5, 5), dict(padding=2)),  # a pass per window row of 5
+    ((3, 2, 7, 9), (2, 7), dict(padding=((1, 0), (3, 3)))),  # a pass per tap
     ((2, 3, 7, 6), (3, 2), dict(padding=((1, 0), (0, 1)))),  # per-side, even width
     ((2, 3, 7, 6), (3, 3), dict(padding=((0, 2), (2, 0)), dilation=(1, 1))),  # one-sided
     ((2, 3, 6, 9), (3, 3), dict(padding=(0, 2), dilation=2)),  # OH < H, dilated
     ((2, 3, 13), (3,), dict(padding="same", dilation=3)),
     ((3, 2, 1), (5,), dict(padding=2)),  # every read but one is padding
-    ((1, 2, 4, 6, 5), (1, 3, 3), dict(padding=(0, 1, 1))),  # 3-d, one deep
+    ((3, 2, 4, 6, 5), (1, 3, 3), dict(padding=(0, 1, 1))),  # 3-d, one deep
+    # rows of 128 or more: a pass per tap over its valid columns, no flags
+    ((2, 3, 150), (7,), dict(padding=3)),
+    ((1, 2, 3, 130), (3, 4), dict(padding=((1, 1), (4, 2)), dilation=(1, 2))),
 ]
 
 
+@pytest.mark.parametrize("stack_elements", [1, 150, 1 << 20])
 @pytest.mark.parametrize("shape, kernel, kw", MASKED_DEPTHWISE)
-def test_masked_depthwise_matches_the_direct_algorithm(rng, shape, kernel, kw):
+def test_masked_depthwise_matches_the_direct_algorithm(
+    rng, monkeypatch, shape, kernel, kw, stack_elements
+):
+    """One plane a stack, a few (the last stack short), or every plane of a channel."""
+    monkeypatch.setattr(_depthwise, "STACK_ELEMENTS", stack_elements)
     channels = shape[1]
     x = rng.standard_normal(shape)
     w = rng.standard_normal((channels, 1, *kernel))
