@@ -99,9 +99,11 @@ STACK_ELEMENTS = 1024
 def _masked_layout(width, out_rows, planes, pad_top, pad_left, kh, kw, dh, dw, stack_elements):
     """The masked kernels' shape arguments and buffer lengths for one problem.
 
-    Returns ``(pad_left, pad_top, rows, offsets, keep), per_stack, (buffer,
-    result)``. The buffer holds ``pad_left`` zeros, then slots of ``rows``
-    rows, so tap ``(b, e)`` of stacked output ``q`` reads ``q + b·dh·W + e·dw``.
+    Returns ``(pad_left, pad_top, rows, offsets, keep), per_stack`` and the
+    lengths of the two per-thread buffers (input stack, result stack). The
+    input stack holds ``pad_left`` zeros, then slots of ``rows`` rows, then
+    ``(KW − 1)·dw − pad_left`` zeros, so tap ``(b, e)`` of stacked output ``q``
+    reads ``q + b·dh·W + e·dw``.
     Cached: the arrays depend on the shape only, and the kernels never write them.
     """
     rows = out_rows + (kh - 1) * dh
@@ -112,7 +114,7 @@ def _masked_layout(width, out_rows, planes, pad_top, pad_left, kh, kw, dh, dw, s
     inside = (read_column >= 0) & (read_column < width)
     keep = np.ascontiguousarray(np.tile(inside, (1, per_stack * rows)))
     stacked = per_stack * rows * width
-    lengths = (pad_left + stacked + (kw - 1) * dw - pad_left, stacked)
+    lengths = (stacked + (kw - 1) * dw, stacked)  # the zeros before and after: (KW − 1)·dw
     return (pad_left, pad_top, rows, offsets, keep), per_stack, lengths
 
 

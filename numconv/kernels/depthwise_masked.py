@@ -312,8 +312,9 @@ def masked_weight_grad(x, pad_left, pad_top, rows, offsets, keep, gy, partial, p
     if keep[t % KW, q] else 0) · gybuf[q]; the caller sums over ``s`` in order.
 
     ``gybuf`` holds each slot's output gradient followed by zeros in the junk
-    rows, so junk positions add nothing. The sums run in vector partial sums
-    (``reassoc``, a fixed order for a given machine).
+    rows, so junk positions add nothing (a plane alone is read in place).
+    The sums run in vector partial sums (``reassoc``, a fixed order for a
+    given machine).
     """
     n_batch, c_n, d_n, _, w_n = x.shape
     oh_n = gy.shape[3]
@@ -324,10 +325,14 @@ def masked_weight_grad(x, pad_left, pad_top, rows, offsets, keep, gy, partial, p
     for item in prange(c_n * stacks):
         c, first, last = _stack_range(item, stacks, planes, per_stack)
         thread = numba.get_thread_id()
-        buf, g = buffers[thread], results[thread]
+        buf = buffers[thread]
         _stack_planes(x, c, first, last, buf, pad_left, pad_top, rows)
-        _stack_planes(gy, c, first, last, g, 0, 0, rows)
         count = ((last - first - 1) * rows + oh_n) * w_n
+        if last - first == 1:  # a plane alone has no junk rows: read gy where it is
+            g = gy[first // d_n, c, first % d_n].reshape(count)
+        else:
+            g = results[thread]
+            _stack_planes(gy, c, first, last, g, 0, 0, rows)
         out = partial[c, item % stacks]
         if n_taps == 9 and kw == 3:
             _nine_masked_dots(buf, g, offsets, keep, out, count)
