@@ -10,11 +10,14 @@ The rule, from measurements recorded in ``docs/performance.md``:
 - depthwise convolutions (one channel per group) -> ``depthwise``;
 - 1×1 convolutions without padding or groups -> ``pointwise``: plain matrix
   products in the caller's layout, with nothing to copy;
-- stride-1 undilated ungrouped 3×3 convolutions -> ``winograd`` (2.25× fewer
-  multiplications), when the input has at least :data:`WINOGRAD_MIN_IN_CHANNELS`
-  channels and input times output channels is at least
-  :data:`WINOGRAD_MIN_CHANNELS`. With fewer input channels its transforms cost
-  more than the multiplications they save: on cifar_first (3 → 32 channels,
+- stride-1 undilated ungrouped 3×3 convolutions -> Winograd, when the input
+  has at least :data:`WINOGRAD_MIN_IN_CHANNELS` channels and input times
+  output channels is at least :data:`WINOGRAD_MIN_CHANNELS`: ``winograd4``
+  (F(4×4, 3×3), 4× fewer multiplications than direct) when each thread gets
+  at least ``winograd.MIN_TILES`` of its 4×4 tiles, else ``winograd``
+  (F(2×2, 3×3), 2.25× fewer; see :func:`_winograd_tiling`). With fewer
+  input channels Winograd's transforms cost more than the multiplications
+  they save: on cifar_first (3 → 32 channels,
   64×32²) it took 2.4 ms against the planar GEMM's 1.3; from 8 input channels
   it ties or wins (8 → 8 on 8×56²: 0.53 against 0.69 ms). With one channel in
   and out its fixed cost of thread hand-offs made it 0.5 ms against direct's 0.05;
@@ -40,6 +43,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+import numba
+
 from ._algorithms import (
     depth_slices,
     depthwise,
@@ -49,6 +54,7 @@ from ._algorithms import (
     pointwise,
     polyphase,
     winograd,
+    winograd4,
 )
 from ._params import ConvPlan
 
@@ -60,6 +66,7 @@ ALGORITHMS = {
         depthwise,
         pointwise,
         winograd,
+        winograd4,
         polyphase,
         depth_slices,
         planar_gemm,
@@ -83,7 +90,7 @@ def select(op: str, plan: ConvPlan, dtype):
     if pointwise.applies(plan):
         return pointwise
     if _winograd_suits(plan):
-        return winograd
+        return _winograd_tiling(plan)
     if polyphase.applies(plan) and _winograd_suits(polyphase.undilated(plan)):
         return polyphase
     if depth_slices.applies(plan) and _winograd_suits(depth_slices.one_deep(plan)):
@@ -99,6 +106,20 @@ def _winograd_suits(plan: ConvPlan) -> bool:
         and plan.in_channels >= WINOGRAD_MIN_IN_CHANNELS
         and plan.in_channels * plan.out_channels >= WINOGRAD_MIN_CHANNELS
     )
+
+
+def _winograd_tiling(plan: ConvPlan):
+    """F(4×4, 3×3) when every thread gets enough of its tiles for the tile split; else F(2×2).
+
+    F(4×4) does 1.78× fewer multiply-adds, but has a quarter of F(2×2)'s tiles,
+    and its transformed filters are 2.25× larger. With too few tiles its
+    products get short (36 products of 256² by 128 tiles on res3x3_14 ran
+    slower than F(2×2)'s 16 by 392) and the filter transform dominates.
+    """
+    tiles = plan.batch * plan.out[0] * -(-plan.out[1] // 4) * -(-plan.out[2] // 4)
+    if tiles >= winograd.MIN_TILES * numba.get_num_threads():
+        return winograd4
+    return winograd
 
 
 @contextlib.contextmanager

@@ -35,6 +35,7 @@ CONV_ALGORITHMS = [
     "depthwise",
     "pointwise",
     "winograd",
+    "winograd4",
     "polyphase",
     "depth_slices",
     "planar_gemm",

@@ -20,7 +20,7 @@ from naive import conv as naive_conv
 import numconv.functional as F
 from numconv import _dispatch
 from numconv._algorithms import depthwise as _depthwise
-from numconv._algorithms import gemm, planar_gemm, winograd
+from numconv._algorithms import gemm, planar_gemm, winograd, winograd4
 from numconv._algorithms import pointwise as _pointwise
 
 
@@ -299,8 +299,11 @@ def test_pointwise_needs_one_group_and_no_padding(rng):
         ((8, 256, 28, 28), (256, 1, 3, 3), dict(groups=256), {"depthwise"}),
         ((64, 3, 32, 32), (32, 3, 3, 3), dict(padding=1), {"planar_gemm"}),  # 3 channels in
         ((8, 4, 56, 56), (16, 4, 3, 3), dict(padding=1), {"planar_gemm"}),
-        ((8, 8, 56, 56), (8, 8, 3, 3), dict(padding=1), {"winograd"}),  # 8 channels in
-        ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), {"winograd"}),
+        ((8, 8, 56, 56), (8, 8, 3, 3), dict(padding=1), {"winograd4"}),  # 8 channels in
+        ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), {"winograd4"}),
+        ((8, 64, 29, 29), (64, 64, 3, 3), dict(padding=1), {"winograd4"}),  # 512 F(4×4) tiles
+        ((8, 256, 14, 14), (256, 256, 3, 3), dict(padding=1), {"winograd"}),  # 128: too few
+        ((1, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), {"winograd"}),  # 196
         ((8, 1, 32, 32), (2, 1, 3, 3), dict(padding=1), {"direct"}),  # 0.3 MFLOP
         ((8, 4, 16, 16), (8, 4, 3, 3), dict(padding=1), {"direct"}),  # 1.2 MFLOP
         ((32, 1, 28, 28), (8, 1, 3, 3), {}, {"planar_gemm"}),  # 3.1 MFLOP
@@ -312,6 +315,7 @@ def test_pointwise_needs_one_group_and_no_padding(rng):
         ((1, 6, 8, 8), (12, 1, 3, 3), dict(groups=6), {"direct"}),  # channel multiplier 2, depth 9
         ((8, 128, 28, 28), (128, 32, 3, 3), dict(groups=4, padding=1), {"planar_gemm"}),
         ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=2, dilation=2), {"polyphase"}),
+        ((2, 64, 28, 28), (64, 64, 3, 3), dict(padding=2, dilation=2), {"polyphase"}),
         ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=2, dilation=2, stride=2), {"planar_gemm"}),
         ((8, 64, 56, 56), (64, 64, 5, 5), dict(padding=4, dilation=2), {"planar_gemm"}),
         ((2, 32, 16, 56, 56), (32, 32, 3, 3, 3), dict(padding=1), {"depth_slices"}),
@@ -335,9 +339,13 @@ def test_selection_rule(x_shape, w_shape, kw, expected):
         ((1, 3, 6, 8), 5, dict(padding="same", padding_mode="replicate")),
         ((2, 3, 4, 5, 6), 4, dict(padding=(0, 1, 1))),  # 3-d with a 1×3×3 kernel
         ((3, 4, 4), 3, dict(padding=1)),  # unbatched
+        ((2, 3, 3, 3), 2, dict(padding=1)),  # one F(4×4) tile
+        ((1, 2, 2, 14), 3, dict(padding=((1, 0), (1, 1)))),  # one tile row, 4 tiles, cut
+        ((3, 2, 13, 10), 2, dict(padding=1)),  # 4 × 3 F(4×4) tiles, both cut
     ],
 )
-def test_winograd_matches_the_direct_algorithm(rng, shape, c_out, kw):
+@pytest.mark.parametrize("algorithm", [winograd, winograd4])
+def test_winograd_matches_the_direct_algorithm(rng, shape, c_out, kw, algorithm):
     nd = 3 if len(shape) == 5 else 2
     kernel = (1, 3, 3) if nd == 3 else (3, 3)
     x = rng.standard_normal(shape)
@@ -346,10 +354,10 @@ def test_winograd_matches_the_direct_algorithm(rng, shape, c_out, kw):
     gy = rng.standard_normal(getattr(F, f"conv{nd}d")(x, w, b, **kw).shape)
     with _dispatch.forced("direct"):
         expected = _all_three(x, w, b, gy, **kw)
-    with _dispatch.forced("winograd"):
+    with _dispatch.forced(algorithm.NAME):
         got = _all_three(x, w, b, gy, **kw)
     if x.ndim == nd + 2:
-        assert winograd.applies(_plan(x, w, kw))
+        assert algorithm.applies(_plan(x, w, kw))
     for g, e in zip(got, expected, strict=True):
         assert_close(g, e, np.float64)
 
@@ -358,8 +366,16 @@ def test_winograd_matches_the_direct_algorithm(rng, shape, c_out, kw):
     "chunk_bytes, min_tiles",
     [(1, 1), (10_000, 1), (1 << 30, 1), (1, 1 << 20)],  # one tile row per chunk ... position split
 )
-def test_winograd_work_splits_match_the_direct_algorithm(monkeypatch, rng, chunk_bytes, min_tiles):
-    """Chunks of one tile row, of several, one chunk per thread, and the split by ξ."""
+@pytest.mark.parametrize("algorithm", [winograd, winograd4])
+def test_winograd_work_splits_match_the_direct_algorithm(
+    monkeypatch, rng, chunk_bytes, min_tiles, algorithm
+):
+    """Chunks of one tile row, of several, one chunk per thread, and the split by ξ.
+
+    The F(4×4) kernels run each channel's tile rows of a chunk as one loop
+    and redo every row's last tile: chunks of several rows, across images,
+    check that seam (9 × 10 outputs: 3 × 3 tiles, the last row and column cut).
+    """
     x = rng.standard_normal((3, 4, 9, 10))
     w = rng.standard_normal((5, 4, 3, 3))
     b = rng.standard_normal(5)
@@ -369,15 +385,20 @@ def test_winograd_work_splits_match_the_direct_algorithm(monkeypatch, rng, chunk
         expected = _all_three(x, w, b, gy, **kw)
     monkeypatch.setattr(winograd, "CHUNK_BYTES", chunk_bytes)
     monkeypatch.setattr(winograd, "MIN_TILES", min_tiles)
-    with _dispatch.forced("winograd"):
+    with _dispatch.forced(algorithm.NAME):
         got = _all_three(x, w, b, gy, **kw)
     for g, e in zip(got, expected, strict=True):
         assert_close(g, e, np.float64)
 
 
+@pytest.mark.parametrize("algorithm", [winograd, winograd4])
 @pytest.mark.parametrize("min_tiles", [1, 1 << 20])
-def test_winograd_float32_is_within_1e4_of_float64(monkeypatch, rng, min_tiles):
-    """The performance issue's accuracy bar for transform algorithms, on a deep layer."""
+def test_winograd_float32_is_within_1e4_of_float64(monkeypatch, rng, min_tiles, algorithm):
+    """The performance issue's accuracy bar for transform algorithms, on a deep layer.
+
+    Measured at this seed: F(2×2) 2-4e-7, F(4×4) 1-3e-6 (its ``G`` and ``Aᵀ``
+    have entries from 1/24 to 8, so float32 rounding grows).
+    """
     monkeypatch.setattr(winograd, "MIN_TILES", min_tiles)
     x = rng.standard_normal((2, 96, 14, 13))
     w = rng.standard_normal((64, 96, 3, 3)) / 30
@@ -386,7 +407,8 @@ def test_winograd_float32_is_within_1e4_of_float64(monkeypatch, rng, min_tiles):
     with _dispatch.forced("direct"):
         expected = _all_three(x, w, None, gy, **kw)
     x32, w32, gy32 = (a.astype(np.float32) for a in (x, w, gy))
-    got = _all_three(x32, w32, None, gy32, **kw)
+    with _dispatch.forced(algorithm.NAME):
+        got = _all_three(x32, w32, None, gy32, **kw)
     for g, e in zip(got, expected, strict=True):
         assert g.dtype == np.float32
         err = np.linalg.norm(g - e) / np.linalg.norm(e)

@@ -57,17 +57,20 @@ def test_kernels_use_packed_fma():
 WINOGRAD_PROBE = r"""
 import re
 import numpy as np
-from numconv.kernels.winograd import gradient_tiles, input_tiles, output_tiles
-src = np.zeros((1, 2, 1, 10, 10), np.float32)
-v = np.zeros((16, 2, 16), np.float32)
-dst = np.zeros((1, 2, 1, 8, 8), np.float32)
-input_tiles(src, v, 0, 4, 4, 0)
-output_tiles(v, np.zeros(2, np.float32), dst, 0, 4, 4, 0)
-gradient_tiles(dst, v, 0, 4, 4, 0)
-for kernel in (input_tiles, output_tiles, gradient_tiles):
-    asm = kernel.inspect_asm(kernel.signatures[0])
-    packed = re.findall(r"v(?:add|sub)ps\s[^\n]*%(?:ymm|zmm)", asm)
-    print(kernel.__name__, len(packed))
+from numconv.kernels import winograd as f2, winograd4 as f4
+for module, m in ((f2, 2), (f4, 4)):
+    side = m + 2
+    src = np.zeros((1, 2, 1, 4 * m + 2, 4 * m + 2), np.float32)
+    v = np.zeros((side * side, 2, 16), np.float32)
+    dst = np.zeros((1, 2, 1, 4 * m, 4 * m), np.float32)
+    module.input_tiles(src, v, 0, 4, 4, 0)
+    module.output_tiles(v, np.zeros(2, np.float32), dst, 0, 4, 4, 0)
+    module.gradient_tiles(dst, v, 0, 4, 4, 0)
+    for kernel in (module.input_tiles, module.output_tiles, module.gradient_tiles):
+        asm = kernel.inspect_asm(kernel.signatures[0])
+        packed = re.findall(r"v(?:add|sub)ps\s[^\n]*%(?:ymm|zmm)", asm)
+        gathers = re.findall(r"vgather", asm)
+        print(f"F{m}.{kernel.__name__}", f"{len(packed)},{len(gathers)}")
 """
 
 
@@ -75,11 +78,20 @@ for kernel in (input_tiles, output_tiles, gradient_tiles):
     platform.machine() != "x86_64" or not _has_avx2(), reason="checks x86-64 AVX2 assembly"
 )
 def test_winograd_transforms_are_vectorised_over_tiles():
-    """Each transform loop writes 8 of the 16 values: with all 16 LLVM kept it scalar."""
+    """Packed adds in every transform, and no gathers (F(4×4)'s stride-4 reads are split first).
+
+    F(2×2): each loop writes 8 of the 16 values (with all 16 LLVM kept it
+    scalar). F(4×4): each loop writes at most 6; its input transform reads
+    six values with a stride of four only after splitting the row into its
+    four phases, which LLVM otherwise compiles to gathers.
+    """
     counts = _run_probe(WINOGRAD_PROBE)
-    assert set(counts) == {"input_tiles", "output_tiles", "gradient_tiles"}
+    kernels = ("input_tiles", "output_tiles", "gradient_tiles")
+    assert set(counts) == {f"F{m}.{name}" for m in (2, 4) for name in kernels}
     for name, count in counts.items():
-        assert int(count) > 0, f"{name}: no packed add/sub on ymm/zmm registers"
+        packed, gathers = map(int, count.split(","))
+        assert packed > 0, f"{name}: no packed add/sub on ymm/zmm registers"
+        assert gathers == 0, f"{name}: {gathers} gathers"
 
 
 DEPTHWISE_PROBE = r"""

@@ -1,5 +1,10 @@
 """Winograd F(2×2, 3×3) convolution: stride-1 3×3 layers as 16 matrix products.
 
+This module is also the driver for the family F(m×m, 3×3): everything below
+is written for a :class:`Tiling` (block size, ``G``, tile kernels), and
+:mod:`numconv._algorithms.winograd4` runs it with F(4×4, 3×3)'s. The text
+describes F(2×2); F(4×4) has 36 products of 6×6 patches per 4×4 block.
+
 A direct 3×3 convolution spends 9 multiply-adds per output and input channel;
 Winograd's F(2×2, 3×3) spends 16 per 2×2 block of outputs, 2.25× fewer, and
 the 16 are one matrix product each (:mod:`numconv.kernels.winograd` has the
@@ -30,20 +35,53 @@ layers, where the GEMM algorithm gets 0.8e-7 to 3.8e-7.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+
 import numba
 import numpy as np
 
 from .._padding import pad_adjoint_channels_last, source_indices
 from .._params import ConvPlan
-from ..kernels.winograd import gradient_tiles, input_tiles, output_tiles
+from ..kernels import winograd as f2_kernels
 from .gemm import run_parts, split_range
 
 NAME = "winograd"
 
-# G of F(2×2, 3×3): the filter transform U = G g Gᵀ (see the kernels' module).
-_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
-# U[4a + b] = Σ_rs G[a, r] g[r, s] G[b, s]: the filter transform as one 16 × 9 matrix.
-_TRANSFORM = np.kron(_G, _G)
+
+@dataclasses.dataclass(frozen=True)
+class Tiling:
+    """One member of the family F(m×m, 3×3): its block size, ``G`` and tile kernels.
+
+    ``size`` is m, the outputs per tile along H and W; a tile reads an
+    ``(m + 2)²`` patch and becomes ``positions = (m + 2)²`` matrix products.
+    ``transform = kron(G, G)`` is the filter transform as one
+    ``positions × 9`` matrix: ``U[(m + 2)a + b] = Σ_rs G[a, r] g[r, s] G[b, s]``.
+    """
+
+    size: int
+    g: np.ndarray
+    input_tiles: Callable
+    output_tiles: Callable
+    gradient_tiles: Callable
+
+    @property
+    def positions(self) -> int:
+        return (self.size + 2) ** 2
+
+    @property
+    def transform(self) -> np.ndarray:
+        return np.kron(self.g, self.g)
+
+
+# F(2×2, 3×3): the kernels' module has Bᵀ and Aᵀ.
+F2 = Tiling(
+    size=2,
+    g=np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]),
+    input_tiles=f2_kernels.input_tiles,
+    output_tiles=f2_kernels.output_tiles,
+    gradient_tiles=f2_kernels.gradient_tiles,
+)
 
 # Transformed tiles (V and M, or V and dM) a worker holds at once: long enough
 # products for BLAS, and a chunk of V still in the core's L2 when BLAS reads it.
@@ -66,22 +104,24 @@ def applies(plan: ConvPlan) -> bool:
     )
 
 
-def _tiles(out) -> tuple[int, int]:
-    """Tiles along H and W: one per 2×2 block of outputs, the last one possibly cut."""
-    return -(-out[1] // 2), -(-out[2] // 2)
+def _tiles(out, tiling: Tiling) -> tuple[int, int]:
+    """Tiles along H and W: one per m×m block of outputs, the last one possibly cut."""
+    m = tiling.size
+    return -(-out[1] // m), -(-out[2] // m)
 
 
-def _padded_source(a5, pads, mode: str, tiles_hw, dtype) -> np.ndarray:
+def _padded_source(a5, pads, mode: str, tiles_hw, tiling: Tiling, dtype) -> np.ndarray:
     """``a5`` padded along H and W by ``pads`` in ``mode``, then by zeros at the end.
 
-    The zeros make every tile's 4×4 patch lie inside the array; they only reach
+    The zeros make every tile's patch lie inside the array; they only reach
     outputs beyond the last row or column, which are cut off. In ``"zeros"``
     mode a negative pad crops instead (the input gradient's source when the
     forward padding exceeds 2).
     """
     n, c, d, h, w = a5.shape
     (top, bottom), (left, right) = pads
-    shape = (n, c, d, 2 * tiles_hw[0] + 2, 2 * tiles_hw[1] + 2)
+    m = tiling.size
+    shape = (n, c, d, m * tiles_hw[0] + 2, m * tiles_hw[1] + 2)
     src = np.zeros(shape, dtype=dtype)
     if mode == "zeros":
         rows = slice(max(top, 0), min(top + h, shape[3]))
@@ -96,9 +136,10 @@ def _padded_source(a5, pads, mode: str, tiles_hw, dtype) -> np.ndarray:
     return src
 
 
-def _whole_tiles(gy5, tiles_hw, dtype) -> np.ndarray:
+def _whole_tiles(gy5, tiles_hw, tiling: Tiling, dtype) -> np.ndarray:
     """The output gradient as a C-contiguous array, extended by zeros to whole tiles."""
-    shape = (*gy5.shape[:3], 2 * tiles_hw[0], 2 * tiles_hw[1])
+    m = tiling.size
+    shape = (*gy5.shape[:3], m * tiles_hw[0], m * tiles_hw[1])
     if gy5.shape == shape:
         return np.ascontiguousarray(gy5, dtype=dtype)
     gy = np.zeros(shape, dtype=dtype)
@@ -106,36 +147,36 @@ def _whole_tiles(gy5, tiles_hw, dtype) -> np.ndarray:
     return gy
 
 
-def _filter_transform(w5, dtype, flip: bool = False) -> np.ndarray:
-    """``(K, C, 1, 3, 3)`` filters -> ``U`` of shape ``(16, K, C)``: ``U[4a + b] = (G g Gᵀ)[a, b]``.
+def _filter_transform(w5, tiling: Tiling, dtype, flip: bool = False) -> np.ndarray:
+    """``(K, C, 1, 3, 3)`` filters -> ``U`` of shape ``(positions, K, C)``: ``U = G g Gᵀ``.
 
-    One matrix product, ``kron(G, G)`` (16 × 9) times the filters as 9 × K·C
-    (a transposed view), split over the worker threads: 2.8 ms on 512 × 512
-    filters (in res3x3_7's forward), where einsum took 60. With ``flip``
-    each filter is turned by 180° first (the input gradient's filters).
-    Like every BLAS call here it runs single-threaded on the workers: a
-    multi-threaded call leaves OpenBLAS's threads spinning after it, which
-    slowed the next operation up to 3×.
+    One matrix product, ``kron(G, G)`` (positions × 9) times the filters as
+    9 × K·C (a transposed view), split over the worker threads: 2.8 ms on
+    512 × 512 filters with F(2×2) (in res3x3_7's forward), where einsum took
+    60. With ``flip`` each filter is turned by 180° first (the input
+    gradient's filters). Like every BLAS call here it runs single-threaded on
+    the workers: a multi-threaded call leaves OpenBLAS's threads spinning
+    after it, which slowed the next operation up to 3×.
     """
     k, c = w5.shape[:2]
     taps = np.ascontiguousarray(w5, dtype=dtype).reshape(k * c, 9)
-    transform = (_TRANSFORM[:, ::-1] if flip else _TRANSFORM).astype(dtype)
-    u = np.empty((16, k * c), dtype=dtype)
+    transform = (tiling.transform[:, ::-1] if flip else tiling.transform).astype(dtype)
+    u = np.empty((tiling.positions, k * c), dtype=dtype)
 
     def part(bounds):
         lo, hi = bounds
         np.matmul(transform, taps[lo:hi].T, out=u[:, lo:hi])
 
     run_parts(part, _parts(k * c))
-    return u.reshape(16, k, c)
+    return u.reshape(tiling.positions, k, c)
 
 
-def _filter_transform_adjoint(du, dtype) -> np.ndarray:
-    """``(16, K, C)`` -> ``(K, C, 9)``: ``dg = Gᵀ dU G`` for every filter, the adjoint of
-    :func:`_filter_transform`."""
+def _filter_transform_adjoint(du, tiling: Tiling, dtype) -> np.ndarray:
+    """``(positions, K, C)`` -> ``(K, C, 9)``: ``dg = Gᵀ dU G`` for every filter, the
+    adjoint of :func:`_filter_transform`."""
     _, k, c = du.shape
-    du = du.reshape(16, k * c)
-    transform = _TRANSFORM.astype(dtype)
+    du = du.reshape(tiling.positions, k * c)
+    transform = tiling.transform.astype(dtype)
     gw = np.empty((k * c, 9), dtype=dtype)
 
     def part(bounds):
@@ -146,27 +187,28 @@ def _filter_transform_adjoint(du, dtype) -> np.ndarray:
     return gw
 
 
-def _chunk_rows(channels_in: int, channels_out: int, tiles_w: int, dtype) -> int:
+def _chunk_rows(channels_in: int, channels_out: int, tiles_w: int, tiling: Tiling, dtype) -> int:
     """Tile rows per chunk: CHUNK_BYTES of transformed tiles, but at least MIN_TILES tiles."""
-    row_bytes = 16 * (channels_in + channels_out) * tiles_w * np.dtype(dtype).itemsize
+    row_bytes = tiling.positions * (channels_in + channels_out) * tiles_w
+    row_bytes *= np.dtype(dtype).itemsize
     return max(CHUNK_BYTES // row_bytes, -(-MIN_TILES // tiles_w))
 
 
-def _chunk_buffers(c: int, k: int, chunk: int, tiles_w: int, dtype):
+def _chunk_buffers(c: int, k: int, chunk: int, tiles_w: int, positions: int, dtype):
     """Reusable scratch for a worker's chunks; ``views(rows)`` shapes it for one chunk.
 
-    Returns ``views``, which gives the ``(16, c, T)`` transformed tiles and the
-    ``(16, k, T)`` products (or their gradient) of ``rows`` tile rows, both
-    C-contiguous.
+    Returns ``views``, which gives the ``(positions, c, T)`` transformed tiles
+    and the ``(positions, k, T)`` products (or their gradient) of ``rows`` tile
+    rows, both C-contiguous.
     """
-    v_buffer = np.empty(16 * c * chunk * tiles_w, dtype=dtype)
-    m_buffer = np.empty(16 * k * chunk * tiles_w, dtype=dtype)
+    v_buffer = np.empty(positions * c * chunk * tiles_w, dtype=dtype)
+    m_buffer = np.empty(positions * k * chunk * tiles_w, dtype=dtype)
 
     def views(rows: int):
         tiles = rows * tiles_w
         return (
-            v_buffer[: 16 * c * tiles].reshape(16, c, tiles),
-            m_buffer[: 16 * k * tiles].reshape(16, k, tiles),
+            v_buffer[: positions * c * tiles].reshape(positions, c, tiles),
+            m_buffer[: positions * k * tiles].reshape(positions, k, tiles),
         )
 
     return views
@@ -177,120 +219,130 @@ def _parts(total: int):
 
 
 def _split_by_position(total_rows: int, tiles_w: int) -> bool:
-    """Whether to split the 16 products between the threads rather than the tiles.
+    """Whether to split the products between the threads rather than the tiles.
 
     When each thread's share would be fewer than MIN_TILES tiles (deep layers
-    on small images: res3x3_7 has 128 tiles of 512 channels), all tiles are
-    transformed at once and each thread runs 8 of the 16 products over all of
-    them: products twice as long for BLAS, each U[ξ] read by one thread only
-    and no partial weight gradients to add up (res3x3_7's weight gradient:
-    22 -> 15 ms). Elsewhere the tile split's cache-sized chunks win.
+    on small images: res3x3_7 has 128 F(2×2) tiles of 512 channels), all
+    tiles are transformed at once and each thread runs half of the products
+    over all of them: products twice as long for BLAS, each U[ξ] read by one
+    thread only and no partial weight gradients to add up (res3x3_7's weight
+    gradient: 22 -> 15 ms). Elsewhere the tile split's cache-sized chunks win.
     """
     return total_rows * tiles_w < MIN_TILES * numba.get_num_threads()
 
 
-def _convolve(src, u, bias, tiles_hw, dtype) -> np.ndarray:
+def _convolve(src, u, bias, tiles_hw, tiling: Tiling, dtype) -> np.ndarray:
     """Valid 3×3 correlation of ``src`` (padded by :func:`_padded_source`) with ``U``.
 
-    Returns ``(N, K, D, 2·tiles_h, 2·tiles_w)``; the caller cuts off the overhang.
+    Returns ``(N, K, D, m·tiles_h, m·tiles_w)``; the caller cuts off the overhang.
     """
     n, c, d = src.shape[:3]
     k = u.shape[1]
     tiles_h, tiles_w = tiles_hw
-    dst = np.empty((n, k, d, 2 * tiles_h, 2 * tiles_w), dtype=dtype)
+    m, positions = tiling.size, tiling.positions
+    input_tiles, output_tiles = tiling.input_tiles, tiling.output_tiles
+    dst = np.empty((n, k, d, m * tiles_h, m * tiles_w), dtype=dtype)
     bias = np.zeros(k, dtype) if bias is None else np.ascontiguousarray(bias, dtype=dtype)
     total_rows = n * d * tiles_h
-    chunk = _chunk_rows(c, k, tiles_w, dtype)
+    chunk = _chunk_rows(c, k, tiles_w, tiling, dtype)
 
     if _split_by_position(total_rows, tiles_w):
-        v = np.empty((16, c, total_rows * tiles_w), dtype=dtype)
-        m = np.empty((16, k, total_rows * tiles_w), dtype=dtype)
+        v = np.empty((positions, c, total_rows * tiles_w), dtype=dtype)
+        prod = np.empty((positions, k, total_rows * tiles_w), dtype=dtype)
         rows = _parts(total_rows)
         run_parts(lambda b: input_tiles(src, v, b[0], b[1] - b[0], tiles_h, b[0] * tiles_w), rows)
         run_parts(
-            lambda b: np.matmul(u[b[0] : b[1]], v[b[0] : b[1]], out=m[b[0] : b[1]]), _parts(16)
+            lambda b: np.matmul(u[b[0] : b[1]], v[b[0] : b[1]], out=prod[b[0] : b[1]]),
+            _parts(positions),
         )
         run_parts(
-            lambda b: output_tiles(m, bias, dst, b[0], b[1] - b[0], tiles_h, b[0] * tiles_w), rows
+            lambda b: output_tiles(prod, bias, dst, b[0], b[1] - b[0], tiles_h, b[0] * tiles_w),
+            rows,
         )
         return dst
 
     def part(bounds):  # writes only its own tile rows
         lo, hi = bounds
-        views = _chunk_buffers(c, k, chunk, tiles_w, dtype)
+        views = _chunk_buffers(c, k, chunk, tiles_w, positions, dtype)
         for row0 in range(lo, hi, chunk):
             rows = min(chunk, hi - row0)
-            v, m = views(rows)
+            v, prod = views(rows)
             input_tiles(src, v, row0, rows, tiles_h, 0)
-            np.matmul(u, v, out=m)
-            output_tiles(m, bias, dst, row0, rows, tiles_h, 0)
+            np.matmul(u, v, out=prod)
+            output_tiles(prod, bias, dst, row0, rows, tiles_h, 0)
 
     run_parts(part, _parts(total_rows))
     return dst
 
 
-def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
-    tiles_hw = _tiles(plan.out)
-    src = _padded_source(x5, plan.pads[1:], plan.padding_mode, tiles_hw, dtype)
-    u = _filter_transform(w5, dtype)
-    y = _convolve(src, u, bias, tiles_hw, dtype)
+def forward_tiled(tiling: Tiling, plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
+    """The forward convolution with ``tiling`` (the algorithm modules' ``forward``)."""
+    tiles_hw = _tiles(plan.out, tiling)
+    src = _padded_source(x5, plan.pads[1:], plan.padding_mode, tiles_hw, tiling, dtype)
+    u = _filter_transform(w5, tiling, dtype)
+    y = _convolve(src, u, bias, tiles_hw, tiling, dtype)
     return y[..., : plan.out[1], : plan.out[2]]
 
 
-def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
+def input_grad_tiled(tiling: Tiling, plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
+    """The input gradient with ``tiling`` (the algorithm modules' ``input_grad``)."""
     # A stride-1 convolution's input gradient is the full correlation of gy
     # with the filters turned by 180° and their channel axes swapped: a valid
     # correlation of gy padded by 2, which gives the padded input's gradient.
-    # (16, C, K): a transposed view, which BLAS reads as it is.
-    u = _filter_transform(w5, dtype, flip=True).transpose(0, 2, 1)
+    # (positions, C, K): a transposed view, which BLAS reads as it is.
+    u = _filter_transform(w5, tiling, dtype, flip=True).transpose(0, 2, 1)
     (top, bottom), (left, right) = plan.pads[1:]
     if plan.padding_mode == "zeros":  # only the unpadded part is wanted: compute just that
-        tiles_hw = _tiles(plan.spatial)
+        tiles_hw = _tiles(plan.spatial, tiling)
         pads = ((2 - top, 2 - bottom), (2 - left, 2 - right))
-        src = _padded_source(gy5, pads, "zeros", tiles_hw, dtype)
-        return _convolve(src, u, None, tiles_hw, dtype)[..., : plan.spatial[1], : plan.spatial[2]]
+        src = _padded_source(gy5, pads, "zeros", tiles_hw, tiling, dtype)
+        gx = _convolve(src, u, None, tiles_hw, tiling, dtype)
+        return gx[..., : plan.spatial[1], : plan.spatial[2]]
     padded = plan.padded
-    tiles_hw = _tiles(padded)
-    src = _padded_source(gy5, ((2, 2), (2, 2)), "zeros", tiles_hw, dtype)
-    gxp = _convolve(src, u, None, tiles_hw, dtype)[..., : padded[1], : padded[2]]
+    tiles_hw = _tiles(padded, tiling)
+    src = _padded_source(gy5, ((2, 2), (2, 2)), "zeros", tiles_hw, tiling, dtype)
+    gxp = _convolve(src, u, None, tiles_hw, tiling, dtype)[..., : padded[1], : padded[2]]
     return pad_adjoint_channels_last(
         gxp.transpose(0, 2, 3, 4, 1), plan.spatial, plan.pads, plan.padding_mode
     )
 
 
-def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
-    tiles_h, tiles_w = tiles_hw = _tiles(plan.out)
-    src = _padded_source(x5, plan.pads[1:], plan.padding_mode, tiles_hw, dtype)
-    gy = _whole_tiles(gy5, tiles_hw, dtype)
+def weight_grad_tiled(tiling: Tiling, plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
+    """The weight gradient with ``tiling`` (the algorithm modules' ``weight_grad``)."""
+    tiles_h, tiles_w = tiles_hw = _tiles(plan.out, tiling)
+    src = _padded_source(x5, plan.pads[1:], plan.padding_mode, tiles_hw, tiling, dtype)
+    gy = _whole_tiles(gy5, tiles_hw, tiling, dtype)
     n, c, d = src.shape[:3]
     k = gy.shape[1]
+    positions = tiling.positions
+    input_tiles, gradient_tiles = tiling.input_tiles, tiling.gradient_tiles
     total_rows = n * d * tiles_h
-    chunk = _chunk_rows(c, k, tiles_w, dtype)
+    chunk = _chunk_rows(c, k, tiles_w, tiling, dtype)
 
     if _split_by_position(total_rows, tiles_w):
-        v = np.empty((16, c, total_rows * tiles_w), dtype=dtype)
-        dm = np.empty((16, k, total_rows * tiles_w), dtype=dtype)
+        v = np.empty((positions, c, total_rows * tiles_w), dtype=dtype)
+        dm = np.empty((positions, k, total_rows * tiles_w), dtype=dtype)
 
         def transform(bounds):
             lo, hi = bounds
             input_tiles(src, v, lo, hi - lo, tiles_h, lo * tiles_w)
             gradient_tiles(gy, dm, lo, hi - lo, tiles_h, lo * tiles_w)
 
-        du = np.empty((16, k, c), dtype=dtype)
+        du = np.empty((positions, k, c), dtype=dtype)
         run_parts(transform, _parts(total_rows))
         run_parts(
             lambda b: np.matmul(
                 dm[b[0] : b[1]], v[b[0] : b[1]].transpose(0, 2, 1), out=du[b[0] : b[1]]
             ),
-            _parts(16),
+            _parts(positions),
         )
-        return _filter_transform_adjoint(du, dtype).reshape(plan.weight5)
+        return _filter_transform_adjoint(du, tiling, dtype).reshape(plan.weight5)
 
     def part(bounds):  # every tile feeds every filter: one partial dU per part
         lo, hi = bounds
-        du = np.empty((16, k, c), dtype=dtype)
-        product = np.empty((16, k, c), dtype=dtype)
-        views = _chunk_buffers(c, k, chunk, tiles_w, dtype)
+        du = np.empty((positions, k, c), dtype=dtype)
+        product = np.empty((positions, k, c), dtype=dtype)
+        views = _chunk_buffers(c, k, chunk, tiles_w, positions, dtype)
         for row0 in range(lo, hi, chunk):
             rows = min(chunk, hi - row0)
             v, dm = views(rows)
@@ -306,4 +358,16 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
     du = partials[0]
     for partial in partials[1:]:
         du += partial
-    return _filter_transform_adjoint(du, dtype).reshape(plan.weight5)
+    return _filter_transform_adjoint(du, tiling, dtype).reshape(plan.weight5)
+
+
+def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
+    return forward_tiled(F2, plan, x5, w5, bias, dtype)
+
+
+def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
+    return input_grad_tiled(F2, plan, w5, gy5, dtype)
+
+
+def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
+    return weight_grad_tiled(F2, plan, x5, gy5, dtype)
