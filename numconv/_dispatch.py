@@ -116,7 +116,8 @@ def _winograd_tiling(plan: ConvPlan):
     products get short (36 products of 256² by 128 tiles on res3x3_14 ran
     slower than F(2×2)'s 16 by 392) and the filter transform dominates.
     """
-    tiles = plan.batch * plan.out[0] * -(-plan.out[1] // 4) * -(-plan.out[2] // 4)
+    m = winograd4.F4.size
+    tiles = plan.batch * plan.out[0] * -(-plan.out[1] // m) * -(-plan.out[2] // m)
     if tiles >= winograd.MIN_TILES * numba.get_num_threads():
         return winograd4
     return winograd
