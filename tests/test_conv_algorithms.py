@@ -454,6 +454,8 @@ def test_run_parts_raises_a_part_error_after_every_part_finished(failing):
     [
         ((2, 3, 9, 10), 4, (3, 3), dict(padding=2, dilation=2)),
         ((1, 2, 11, 8), 3, (3, 3), dict(padding=((3, 1), (2, 2)), dilation=(3, 2))),
+        # odd left padding and widths with dilation 2: the merge's two-phase rows start odd
+        ((2, 3, 9, 11), 4, (3, 3), dict(padding=(1, 3), dilation=2)),
         ((2, 3, 12), 2, (3,), dict(padding="same", dilation=4)),
         ((1, 2, 5, 7, 6), 2, (2, 3, 2), dict(padding=1, dilation=(2, 1, 3))),
         # a padded width of 5 with dilation 3 and 2 taps: one phase has no output
@@ -473,13 +475,13 @@ def test_polyphase_matches_the_direct_algorithm(rng, shape, c_out, kernel, kw, m
 
 
 def test_polyphase_phases_run_through_winograd(monkeypatch, rng):
-    """A dilated 3×3 layer's phases are undilated 3×3 layers: Winograd takes them."""
+    """A dilated 3×3 layer's phases are undilated 3×3 layers: one Winograd call takes them all."""
     calls = []
     for op in ("forward", "input_grad", "weight_grad"):
         real = getattr(winograd, op)
 
         def spy(plan, *args, _real=real, _op=op):
-            calls.append((_op, plan.dilation, plan.pads))
+            calls.append((_op, plan.batch, plan.dilation, plan.pads))
             return _real(plan, *args)
 
         monkeypatch.setattr(winograd, op, spy)
@@ -491,9 +493,9 @@ def test_polyphase_phases_run_through_winograd(monkeypatch, rng):
     calls.clear()
     assert _dispatch.select("forward", _plan(x, w, kw), np.float64).NAME == "polyphase"
     got = _all_three(x, w, b, gy, **kw)
-    assert sorted({op for op, _, _ in calls}) == ["forward", "input_grad", "weight_grad"]
-    assert len(calls) == 12  # four phases per op
-    assert {(d, p) for _, d, p in calls} == {((1, 1, 1), ((0, 0),) * 3)}
+    assert [op for op, *_ in calls] == ["forward", "input_grad", "weight_grad"]
+    # the four phases of both images stacked along the batch, unpadded and undilated
+    assert {tuple(call[1:]) for call in calls} == {(8, (1, 1, 1), ((0, 0),) * 3)}
     with _dispatch.forced("direct"):
         expected = _all_three(x, w, b, gy, **kw)
     for g, e in zip(got, expected, strict=True):

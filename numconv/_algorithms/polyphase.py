@@ -3,36 +3,43 @@
 With stride 1 and dilation ``d`` along an axis, output ``i`` reads the padded
 input at ``i + d·a`` for taps ``a``. Write ``i = d·i' + r``: then it reads
 ``d·(i' + a) + r``, only positions of the same residue ``r``. So the
-convolution splits into ``d_D·d_H·d_W`` independent undilated convolutions
+convolution splits into ``P = d_D·d_H·d_W`` independent undilated convolutions
 with the same filters, each from one phase of the padded input,
-``xp[..., r::d]``, to the same phase of the output, ``y[..., r::d]``:
+``xp[..., r::d]``, to the same phase of the output, ``y[..., r::d]``.
 
-- forward:     ``y[phase] = conv(xp[phase])``;
-- input grad:  ``gxp[phase] = conv_input_grad(gy[phase])`` (the phases cover
-  the padded input exactly once), then the padding's adjoint;
-- weight grad: the sum over phases of ``conv_weight_grad(xp[phase], gy[phase])``,
-  added in phase order (deterministic).
+The phases are stacked along the batch axis (:mod:`numconv.kernels.phases`),
+all of the largest phase's shape, so the undilated problem is one call with
+``P·N`` images and as many tiles as the dilated layer:
 
-The undilated problems go back through the dispatch, so a dilated 3×3 layer
-runs as Winograd products (2.25× fewer multiplications than the direct
-algorithm). The cost is one padded copy of the input (or of its gradient) and
-one strided copy of each phase's output; each phase's strided input view is
-copied by the inner algorithm as it copies any input. Stacking the phases
-along the batch axis instead, for one inner call with as many tiles as the
-undilated layer, measured slower on dilated3x3's forward (13.0 against
-11.4 ms): NumPy's strided copies into and out of the phase order took 3.9 ms.
+- forward:     ``y = merge(conv(split(x)))``, the split padding as it copies;
+- input grad:  ``gx = merge(conv_input_grad(split(gy)))``, cropped to the
+  input by the merge (zero padding) or followed by the padding's adjoint;
+- weight grad: ``conv_weight_grad(split(x), split(gy))``: the inner call's sum
+  over images is the sum over phases.
+
+Positions a shorter phase lacks are zeros in the split of ``x`` and of
+``gy``: in the forward they only reach outputs the merge drops, and a zero
+output gradient contributes nothing to either gradient. The undilated problem
+goes back through the dispatch, so a dilated 3×3 layer runs as Winograd
+products (4× fewer multiplications than the direct algorithm with F(4×4)).
+One call instead of one per phase saves the per-call costs (filter
+transform, thread hand-offs), and the split and merge kernels replace
+NumPy's strided phase copies (3.9 ms on dilated3x3, docs/performance.md §12).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
+import math
 
+import numba
 import numpy as np
 
-from .._padding import pad_adjoint_channels_last, pad_channels_first
-from .._params import ConvPlan
+from .._padding import pad_adjoint_channels_last, source_indices
+from .._params import ConvPlan, kernel_array
+from ..kernels.phases import merge_phases, split_phases
 from .common import select_inner
+from .gemm import run_parts, split_range
 
 NAME = "polyphase"
 
@@ -42,16 +49,16 @@ def applies(plan: ConvPlan) -> bool:
     return plan.stride == (1, 1, 1) and plan.dilation != (1, 1, 1)
 
 
-def undilated(plan: ConvPlan, spatial=None) -> ConvPlan:
-    """The plan of one phase: its padded sub-grid ``spatial``, no padding, no dilation.
+def _phase_count(plan: ConvPlan) -> int:
+    return math.prod(plan.dilation)
 
-    Without ``spatial``, the first phase's (the others differ by at most one
-    position per axis, which no dispatch rule depends on).
-    """
-    if spatial is None:
-        spatial = tuple(-(-n // d) for n, d in zip(plan.padded, plan.dilation, strict=True))
+
+def undilated(plan: ConvPlan) -> ConvPlan:
+    """The stacked phases as one undilated problem: ``P·N`` images of the largest phase's shape."""
+    spatial = tuple(-(-n // d) for n, d in zip(plan.padded, plan.dilation, strict=True))
     return dataclasses.replace(
         plan,
+        batch=_phase_count(plan) * plan.batch,
         spatial=spatial,
         pads=((0, 0),) * 3,
         dilation=(1, 1, 1),
@@ -60,47 +67,78 @@ def undilated(plan: ConvPlan, spatial=None) -> ConvPlan:
     )
 
 
-def _phases(plan: ConvPlan):
-    """``(slices, phase plan)`` for every phase with at least one output.
+def _parts(planes: int):
+    return split_range(planes, numba.get_num_threads())
 
-    ``slices`` index both the padded input and the output: the same residues.
-    A phase with no output (a padded sub-grid shorter than the kernel) reads
-    nothing, so it is left out; its input gradient is zero.
-    """
-    for residues in itertools.product(*(range(d) for d in plan.dilation)):
-        spatial = tuple(
-            -(-(n - r) // d) for n, r, d in zip(plan.padded, residues, plan.dilation, strict=True)
-        )
-        phase = undilated(plan, spatial)
-        if min(phase.out) >= 1:
-            steps = (slice(r, None, d) for r, d in zip(residues, plan.dilation, strict=True))
-            yield (slice(None), slice(None), *steps), phase
+
+def _split(a5, maps, inner_spatial, plan: ConvPlan, dtype) -> np.ndarray:
+    """``a5`` read through the padding ``maps`` into stacked phases ``(P·N, C, *inner_spatial)``."""
+    n, c = a5.shape[:2]
+    stacked = np.empty((_phase_count(plan), n, c, *inner_spatial), dtype=dtype)
+    a5 = kernel_array(a5, a5.shape, dtype)
+    dilation = np.array(plan.dilation, dtype=np.int64)
+    run_parts(
+        lambda b: split_phases(a5, stacked, *maps, dilation, *b),
+        _parts(math.prod(stacked.shape[:3])),
+    )
+    return stacked.reshape(-1, c, *inner_spatial)
+
+
+def _maps(sizes, pads, mode: str, plan: ConvPlan, inner_spatial):
+    """Per-axis padding maps of ``sizes`` in ``mode``, extended by zeros to ``d·P`` entries."""
+    maps = []
+    for size, (before, after), d, p in zip(sizes, pads, plan.dilation, inner_spatial, strict=True):
+        source = source_indices(size, before, after, mode)
+        extended = np.full(d * p, -1, dtype=np.int64)
+        extended[: len(source)] = source[: d * p]
+        maps.append(extended)
+    return maps
+
+
+def _input_phases(plan: ConvPlan, inner: ConvPlan, x5, dtype) -> np.ndarray:
+    maps = _maps(plan.spatial, plan.pads, plan.padding_mode, plan, inner.spatial)
+    return _split(x5, maps, inner.spatial, plan, dtype)
+
+
+def _gradient_phases(plan: ConvPlan, inner: ConvPlan, gy5, dtype) -> np.ndarray:
+    maps = _maps(plan.out, ((0, 0),) * 3, "zeros", plan, inner.out)
+    return _split(gy5, maps, inner.out, plan, dtype)
+
+
+def _merge(phases5, plan: ConvPlan, shape, offset, dtype) -> np.ndarray:
+    """Stacked phases ``(P·N, C, ...)`` back onto one grid of ``shape`` (``(N, C, D, H, W)``)."""
+    out = np.empty(shape, dtype=dtype)
+    stacked = phases5.reshape(_phase_count(plan), plan.batch, *phases5.shape[1:])
+    dilation = np.array(plan.dilation, dtype=np.int64)
+    offset = np.array(offset, dtype=np.int64)
+    run_parts(
+        lambda b: merge_phases(stacked, out, dilation, offset, *b), _parts(shape[0] * shape[1])
+    )
+    return out
 
 
 def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
-    xp = pad_channels_first(x5, plan.pads, plan.padding_mode, dtype)
-    y = np.empty((plan.batch, plan.out_channels, *plan.out), dtype=dtype)
-    for slices, phase in _phases(plan):
-        y[slices] = select_inner("forward", phase, dtype).forward(
-            phase, xp[slices], w5, bias, dtype
-        )
-    return y
+    inner = undilated(plan)
+    xs = _input_phases(plan, inner, x5, dtype)
+    ys = select_inner("forward", inner, dtype).forward(inner, xs, w5, bias, dtype)
+    return _merge(ys, plan, plan.output5, (0, 0, 0), dtype)
 
 
 def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
-    gxp = np.zeros((plan.batch, plan.in_channels, *plan.padded), dtype=dtype)
-    for slices, phase in _phases(plan):
-        algorithm = select_inner("input_grad", phase, dtype)
-        gxp[slices] = algorithm.input_grad(phase, w5, gy5[slices], dtype)
+    inner = undilated(plan)
+    gys = _gradient_phases(plan, inner, gy5, dtype)
+    gxs = select_inner("input_grad", inner, dtype).input_grad(inner, w5, gys, dtype)
+    if plan.padding_mode == "zeros":  # the padding's adjoint is a crop: merge just the input
+        before = tuple(b for b, _ in plan.pads)
+        return _merge(gxs, plan, plan.input5, before, dtype)
+    gxp = _merge(gxs, plan, (plan.batch, plan.in_channels, *plan.padded), (0, 0, 0), dtype)
     return pad_adjoint_channels_last(
         gxp.transpose(0, 2, 3, 4, 1), plan.spatial, plan.pads, plan.padding_mode
     )
 
 
 def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
-    xp = pad_channels_first(x5, plan.pads, plan.padding_mode, dtype)
-    total = np.zeros(plan.weight5, dtype=dtype)
-    for slices, phase in _phases(plan):  # in phase order: deterministic
-        algorithm = select_inner("weight_grad", phase, dtype)
-        total += algorithm.weight_grad(phase, xp[slices], gy5[slices], dtype)
-    return total
+    inner = undilated(plan)
+    xs = _input_phases(plan, inner, x5, dtype)
+    gys = _gradient_phases(plan, inner, gy5, dtype)
+    return select_inner("weight_grad", inner, dtype).weight_grad(inner, xs, gys, dtype)

@@ -1,0 +1,112 @@
+"""Phase split and merge: a grid's residue classes stacked along a leading axis.
+
+With dilation ``d = (dd, dh, dw)``, position ``q`` along an axis has residue
+``r = q mod d`` and index ``q // d`` in its phase (sub-grid). A grid of shape
+``(N, C, D, H, W)`` becomes ``(P, N, C, PD, PH, PW)`` with ``P = dd·dh·dw``
+phases, phase ``p = (rd·dh + rh)·dw + rw``, all of one shape (the largest);
+positions a shorter phase lacks are zeros. Used by
+:mod:`numconv._algorithms.polyphase` to run a dilated layer's phases as one
+undilated call with ``P·N`` images.
+
+Both kernels are memory-bound copies of whole planes: one side of each
+inner loop is contiguous, the other has stride ``dw``. They are serial and
+release the GIL; a call copies planes ``[lo, hi)``, and the algorithm runs
+one range per worker thread of :func:`numconv._algorithms.gemm.run_parts`.
+They are not ``prange`` loops because an OpenMP parallel region leaves its
+workers spinning for milliseconds after it ends, and the Winograd or GEMM
+call that follows the split (or the next call's, after the merge) then
+shares the two cores with them: dilated3x3's undilated call took 12-16 ms
+right after a parallel split against 6-8 ms alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .._config import KERNEL_OPTIONS
+
+
+@njit(**KERNEL_OPTIONS)
+def split_phases(x, dst, src_d, src_h, src_w, dilation, lo, hi):  # pragma: no cover
+    """``dst[p, n, c, i, j, l] = x[n, c, src_d[rd + dd·i], src_h[rh + dh·j], src_w[rw + dw·l]]``.
+
+    ``src_*`` are padding maps as in :mod:`numconv._padding`, extended with
+    ``-1`` (a zero) to ``d·P`` entries per axis: they pad the input, in any
+    mode, in the same pass. Planes ``(p, n, c)`` are numbered row-major;
+    the call writes planes ``lo`` to ``hi - 1``.
+    """
+    batch, channels, depth, height, width = dst.shape[1:]
+    dd, dh, dw = dilation
+    for task in range(lo, hi):
+        p = task // (batch * channels)
+        n = (task // channels) % batch
+        c = task % channels
+        rd = p // (dh * dw)
+        rh = (p // dw) % dh
+        rw = p % dw
+        for i in range(depth):
+            a = src_d[rd + dd * i]
+            for j in range(height):
+                b = src_h[rh + dh * j]
+                row = dst[p, n, c, i, j]
+                if a < 0 or b < 0:
+                    row[:] = 0
+                    continue
+                x_row = x[n, c, a, b]
+                for k in range(width):
+                    s = src_w[rw + dw * k]
+                    row[k] = x_row[s] if s >= 0 else 0
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _interleave_two(out, phases, p_row, n, c, i, j, ow):  # pragma: no cover
+    """One output row from its two W phases (dilation 2 along W).
+
+    One loop writing both phases' elements, with unsigned indices: LLVM
+    vectorises it with shuffles (0.75 ms against 1.94 for the general loop,
+    one thread, dilated3x3's forward).
+    """
+    width = out.shape[0]
+    even = phases[p_row + ow % 2, n, c, i, j]  # the phase of even output columns
+    odd = phases[p_row + (ow + 1) % 2, n, c, i, j]
+    start_even = np.uint64(ow // 2)
+    start_odd = np.uint64((ow + 1) // 2)
+    for t in range(np.uint64(width // 2)):
+        out[2 * t] = even[start_even + t]
+        out[2 * t + 1] = odd[start_odd + t]
+    if width % 2:
+        out[width - 1] = even[start_even + np.uint64(width // 2)]
+
+
+@njit(**KERNEL_OPTIONS)
+def merge_phases(phases, dst, dilation, offset, lo, hi):  # pragma: no cover
+    """``dst[n, c, a, b, e] = phases[p, n, c, qa // dd, qb // dh, qe // dw]``.
+
+    ``q = (a, b, e) + offset`` and ``p`` is the phase of ``q``'s residues.
+    ``offset`` skips leading positions of the phase grid (the padding, when
+    the input gradient is cropped to the input); every ``q`` must lie inside
+    ``phases``. The call writes planes ``(n, c)`` ``lo`` to ``hi - 1``
+    (row-major).
+    """
+    channels, depth, height, width = dst.shape[1:]
+    dd, dh, dw = dilation
+    od, oh, ow = offset
+    for task in range(lo, hi):
+        n = task // channels
+        c = task % channels
+        for a in range(depth):
+            qa = a + od
+            for b in range(height):
+                qb = b + oh
+                out = dst[n, c, a, b]
+                p_row = ((qa % dd) * dh + qb % dh) * dw
+                if dw == 2:
+                    _interleave_two(out, phases, p_row, n, c, qa // dd, qb // dh, ow)
+                    continue
+                for rw in range(dw):
+                    row = phases[p_row + rw, n, c, qa // dd, qb // dh]
+                    first = (rw - ow) % dw  # the first e with (e + ow) % dw == rw
+                    start = (first + ow) // dw
+                    for t in range((width - first + dw - 1) // dw):
+                        out[first + dw * t] = row[start + t]
