@@ -333,6 +333,7 @@ def test_selection_rule(x_shape, w_shape, kw, expected):
     [
         ((2, 3, 8, 9), 4, dict(padding=1)),
         ((1, 5, 7, 7), 6, dict(padding=0)),  # odd output: the last tiles are cut
+        ((2, 3, 10, 6), 4, dict(padding=0)),  # whole tiles in both: the input read in place
         ((3, 4, 6, 5), 2, dict(padding=2, padding_mode="reflect")),
         ((2, 3, 9, 6), 3, dict(padding=((1, 2), (0, 3)))),  # per side, beyond 2: crops gy
         ((2, 2, 5, 7), 4, dict(padding=(3, 1), padding_mode="circular")),

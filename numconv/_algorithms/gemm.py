@@ -88,6 +88,11 @@ def split_range(total: int, count: int, align: int = 1) -> list[tuple[int, int]]
     return [(lo, hi) for lo, hi in itertools.pairwise(cuts) if hi > lo]
 
 
+def thread_parts(total: int) -> list[tuple[int, int]]:
+    """:func:`split_range` of ``[0, total)`` into one part per Numba thread."""
+    return split_range(total, numba.get_num_threads())
+
+
 def _tiles(lo: int, hi: int, tile_rows: int):
     """(first row, row count) of each tile of rows ``[lo, hi)``, in order."""
     for row0 in range(lo, hi, tile_rows):
@@ -145,7 +150,7 @@ def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
                     np.matmul(cols, wm[g], out=product[: rows * ow])
                     y2[p0:p1, g * cgo : (g + 1) * cgo] = product[: rows * ow]
 
-    run_parts(part, split_range(_total_rows(plan), numba.get_num_threads()))
+    run_parts(part, thread_parts(_total_rows(plan)))
     if bias is not None:
         y2 += bias
     return y.transpose(0, 4, 1, 2, 3)
@@ -204,7 +209,7 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
                 gw[g] += product
         return gw
 
-    partials = run_parts(part, split_range(_total_rows(plan), numba.get_num_threads()))
+    partials = run_parts(part, thread_parts(_total_rows(plan)))
     gw = partials[0]
     for partial in partials[1:]:
         gw += partial

@@ -32,14 +32,13 @@ from __future__ import annotations
 import dataclasses
 import math
 
-import numba
 import numpy as np
 
 from .._padding import pad_adjoint_channels_last, source_indices
 from .._params import ConvPlan, kernel_array
 from ..kernels.phases import merge_phases, split_phases
 from .common import select_inner
-from .gemm import run_parts, split_range
+from .gemm import run_parts, thread_parts
 
 NAME = "polyphase"
 
@@ -67,10 +66,6 @@ def undilated(plan: ConvPlan) -> ConvPlan:
     )
 
 
-def _parts(planes: int):
-    return split_range(planes, numba.get_num_threads())
-
-
 def _split(a5, maps, inner_spatial, plan: ConvPlan, dtype) -> np.ndarray:
     """``a5`` read through the padding ``maps`` into stacked phases ``(P·N, C, *inner_spatial)``."""
     n, c = a5.shape[:2]
@@ -79,7 +74,7 @@ def _split(a5, maps, inner_spatial, plan: ConvPlan, dtype) -> np.ndarray:
     dilation = np.array(plan.dilation, dtype=np.int64)
     run_parts(
         lambda b: split_phases(a5, stacked, *maps, dilation, *b),
-        _parts(math.prod(stacked.shape[:3])),
+        thread_parts(math.prod(stacked.shape[:3])),
     )
     return stacked.reshape(-1, c, *inner_spatial)
 
@@ -112,7 +107,8 @@ def _merge(phases5, plan: ConvPlan, shape, offset, dtype) -> np.ndarray:
     dilation = np.array(plan.dilation, dtype=np.int64)
     offset = np.array(offset, dtype=np.int64)
     run_parts(
-        lambda b: merge_phases(stacked, out, dilation, offset, *b), _parts(shape[0] * shape[1])
+        lambda b: merge_phases(stacked, out, dilation, offset, *b),
+        thread_parts(shape[0] * shape[1]),
     )
     return out
 
