@@ -8,9 +8,11 @@ multiplies and adds. The other fast-math flags are left off on purpose:
 would let it reorder sums, which changes results with the vector width.
 
 The one exception is :data:`REDUCTION_OPTIONS`, for kernels whose inner loop is
-a single sum over one contiguous row (global average pooling). A fixed-order
-scalar sum there runs at one add per cycle; ``reassoc`` lets LLVM keep several
-vector partial sums (measured 18 → 9 µs on 4096 rows of 49). The order is fixed
+a sum over contiguous rows (global average pooling; the tap sums of weight
+gradients, 24 dot products in one loop). A fixed-order scalar sum there runs at
+one add per cycle; ``reassoc`` lets LLVM keep several vector partial sums
+(measured 18 → 9 µs on 4096 rows of 49; the tap sums' loop has no packed FMA
+without it). The order is fixed
 by the compiled code, so results stay deterministic at any thread count on one
 machine; they may differ in the last bits between CPUs of different vector widths.
 
@@ -28,5 +30,5 @@ KERNEL_OPTIONS = {
     "nogil": True,
 }
 
-# Only for single-row sums; see the module docstring.
+# Only for sums along contiguous rows; see the module docstring.
 REDUCTION_OPTIONS = {**KERNEL_OPTIONS, "fastmath": {"contract", "reassoc"}}

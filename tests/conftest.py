@@ -39,6 +39,7 @@ CONV_ALGORITHMS = [
     "polyphase",
     "depth_slices",
     "planar_gemm",
+    "tap_sums",
 ]
 
 

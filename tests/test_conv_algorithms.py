@@ -4,7 +4,7 @@ The torch and reference test modules already run once per algorithm (the
 ``each_algorithm`` fixture); this module covers what is particular to one:
 the GEMM algorithms' tiles (a tile may be a single output row or position,
 and tile edges cut windows in col2im), Winograd's two ways of splitting work and its float32
-accuracy, and the registry itself.
+accuracy, the tap sums' tasks and register blocks, and the registry itself.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from naive import conv as naive_conv
 import numconv.functional as F
 from numconv import _dispatch
 from numconv._algorithms import depthwise as _depthwise
-from numconv._algorithms import gemm, planar_gemm, winograd, winograd4
+from numconv._algorithms import gemm, planar_gemm, tap_sums, winograd, winograd4
 from numconv._algorithms import pointwise as _pointwise
 
 
@@ -297,8 +297,9 @@ def test_pointwise_needs_one_group_and_no_padding(rng):
     "x_shape, w_shape, kw, expected",
     [
         ((8, 256, 28, 28), (256, 1, 3, 3), dict(groups=256), {"depthwise"}),
-        ((64, 3, 32, 32), (32, 3, 3, 3), dict(padding=1), {"planar_gemm"}),  # 3 channels in
-        ((8, 4, 56, 56), (16, 4, 3, 3), dict(padding=1), {"planar_gemm"}),
+        # 3 channels in: the weight gradient as tap sums
+        ((64, 3, 32, 32), (32, 3, 3, 3), dict(padding=1), {"planar_gemm", "tap_sums"}),
+        ((8, 4, 56, 56), (16, 4, 3, 3), dict(padding=1), {"planar_gemm", "tap_sums"}),
         ((8, 8, 56, 56), (8, 8, 3, 3), dict(padding=1), {"winograd4"}),  # 8 channels in
         ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), {"winograd4"}),
         ((8, 64, 29, 29), (64, 64, 3, 3), dict(padding=1), {"winograd4"}),  # 512 F(4×4) tiles
@@ -306,18 +307,27 @@ def test_pointwise_needs_one_group_and_no_padding(rng):
         ((1, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), {"winograd"}),  # 196
         ((8, 1, 32, 32), (2, 1, 3, 3), dict(padding=1), {"direct"}),  # 0.3 MFLOP
         ((8, 4, 16, 16), (8, 4, 3, 3), dict(padding=1), {"direct"}),  # 1.2 MFLOP
-        ((32, 1, 28, 28), (8, 1, 3, 3), {}, {"planar_gemm"}),  # 3.1 MFLOP
-        ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1), {"planar_gemm"}),
+        ((32, 1, 28, 28), (8, 1, 3, 3), {}, {"planar_gemm", "tap_sums"}),  # 3.1 MFLOP, 26²
+        ((128, 1, 22, 22), (8, 1, 3, 3), {}, {"planar_gemm"}),  # 20² = 400 positions per task
+        ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1), {"planar_gemm"}),  # 14²
+        # 32² positions, but 256·256·9 weights: BLAS's products are long enough
+        ((8, 256, 64, 64), (256, 256, 3, 3), dict(stride=2, padding=1), {"planar_gemm"}),
+        ((8, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), {"planar_gemm", "tap_sums"}),
         ((64, 3, 32, 32), (32, 3, 3, 3), dict(stride=2), {"planar_gemm"}),
         ((8, 256, 28, 28), (64, 256, 1, 1), {}, {"pointwise"}),
         ((2, 4, 50), (4, 4, 3), {}, {"direct"}),
-        ((16, 64, 4096), (64, 64, 9), dict(padding=4), {"planar_gemm"}),
+        ((16, 64, 4096), (64, 64, 9), dict(padding=4), {"planar_gemm", "tap_sums"}),
         ((1, 6, 8, 8), (12, 1, 3, 3), dict(groups=6), {"direct"}),  # channel multiplier 2, depth 9
         ((8, 128, 28, 28), (128, 32, 3, 3), dict(groups=4, padding=1), {"planar_gemm"}),
         ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=2, dilation=2), {"polyphase"}),
         ((2, 64, 28, 28), (64, 64, 3, 3), dict(padding=2, dilation=2), {"polyphase"}),
-        ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=2, dilation=2, stride=2), {"planar_gemm"}),
-        ((8, 64, 56, 56), (64, 64, 5, 5), dict(padding=4, dilation=2), {"planar_gemm"}),
+        (
+            (8, 64, 56, 56),
+            (64, 64, 3, 3),
+            dict(padding=2, dilation=2, stride=2),
+            {"planar_gemm", "tap_sums"},
+        ),
+        ((8, 64, 56, 56), (64, 64, 5, 5), dict(padding=4, dilation=2), {"planar_gemm", "tap_sums"}),
         ((2, 32, 16, 56, 56), (32, 32, 3, 3, 3), dict(padding=1), {"depth_slices"}),
         ((2, 32, 16, 56, 56), (32, 32, 3, 3, 3), dict(padding=1, stride=2), {"planar_gemm"}),
     ],
@@ -524,3 +534,60 @@ def test_depth_slices_match_the_direct_algorithm(rng, shape, c_out, kernel, kw, 
     gy = rng.standard_normal(F.conv3d(x, w, b, **kw).shape)
     assert _dispatch.ALGORITHMS["depth_slices"].applies(_plan(x, w, kw))
     _assert_matches_direct("depth_slices", x, w, b, gy, **kw)
+
+
+TAP_SUMS_SHAPES = [
+    ((2, 3, 9, 11), 5, (3, 3), dict(padding=1)),  # 5 outputs, 27 taps: part blocks
+    ((3, 2, 13, 7), 9, (2, 3), dict(stride=2, padding=(1, 2))),  # 18 taps, 9 outputs
+    ((1, 1, 8, 20), 17, (3, 3), dict(stride=(2, 1), padding=2, dilation=(2, 1))),
+    ((2, 4, 15, 15), 8, (5, 5), dict(stride=3, padding=2, dilation=2)),  # two row phases
+    ((2, 3, 30, 5), 3, (7, 7), dict(stride=2, padding=3)),  # planes wider than the input
+    ((3, 4, 50), 6, (5,), dict(stride=2, padding=1)),  # 1-d: one row, W phases at offsets
+    ((2, 3, 41), 4, (4,), dict(stride=3, padding=((2, 1),), dilation=2)),
+    ((2, 3, 5, 40), 4, (5, 3), dict(stride=(2, 1), padding=(0, 1))),  # 2-d with one output row
+    ((3, 6, 9), 7, (3, 3), dict(padding="same")),  # unbatched
+]
+
+
+@pytest.mark.parametrize("task_positions", [1, 7, 40, 1 << 20])
+@pytest.mark.parametrize("shape, c_out, kernel, kw", TAP_SUMS_SHAPES)
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+def test_tap_sums_match_the_direct_algorithm(monkeypatch, rng, shape, c_out, kernel, kw, mode,
+                                             task_positions):  # fmt: skip
+    """Tasks of one position, of part rows or columns, and of whole images; every padding mode."""
+    monkeypatch.setattr(tap_sums, "TASK_POSITIONS", task_positions)
+    nd = len(kernel)
+    kw = dict(kw, padding_mode=mode)
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((c_out, shape[-nd - 1], *kernel))
+    b = rng.standard_normal(c_out)
+    gy = rng.standard_normal(getattr(F, f"conv{nd}d")(x, w, b, **kw).shape)
+    assert tap_sums.applies(_plan(x, w, kw))
+    _assert_matches_direct("tap_sums", x, w, b, gy, **kw)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_tap_sums_float32_is_within_1e5_of_float64(rng, threads):
+    """Long float32 sums (4 images of 48² positions) stay within the direct tolerance."""
+    x = rng.standard_normal((4, 3, 48, 48))
+    w = rng.standard_normal((10, 3, 3, 3))
+    gy = rng.standard_normal((4, 10, 48, 48))
+    expected = F.conv2d_weight_grad(x, w.shape, gy, padding=1)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        with _dispatch.forced("tap_sums"):
+            got = F.conv2d_weight_grad(x.astype(np.float32), w.shape, gy.astype(np.float32),
+                                       padding=1)  # fmt: skip
+    finally:
+        numba.set_num_threads(previous)
+    assert got.dtype == np.float32
+    assert_close(got, expected, np.float32)
+
+
+def test_tap_sums_only_take_one_group_and_one_slice_deep():
+    x = np.empty((2, 4, 8, 8))
+    assert tap_sums.applies(_plan(x, np.empty((4, 4, 3, 3)), {}))
+    assert not tap_sums.applies(_plan(x, np.empty((4, 2, 3, 3)), dict(groups=2)))
+    assert not tap_sums.applies(_plan(np.empty((2, 4, 3, 8, 8)), np.empty((4, 4, 1, 3, 3)), {}))
+    assert tap_sums.applies(_plan(np.empty((2, 4, 30)), np.empty((4, 4, 3)), {}))

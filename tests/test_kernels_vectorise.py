@@ -129,3 +129,26 @@ def test_depthwise_flat_plane_kernels_are_vectorised():
     }
     for name, count in counts.items():
         assert int(count) > 0, f"{name}: no packed FMA on ymm/zmm registers"
+
+
+TAP_SUMS_PROBE = r"""
+import re
+import numpy as np
+import numconv.functional as F
+from numconv import _dispatch
+from numconv.kernels.tap_sums import weight_grad_sums as kernel
+x = np.zeros((1, 2, 6, 6), np.float32)
+with _dispatch.forced("tap_sums"):
+    F.conv2d_weight_grad(x, (3, 2, 3, 3), np.zeros((1, 3, 6, 6), np.float32), padding=1)
+asm = kernel.inspect_asm(kernel.signatures[0])
+print("packed", len(re.findall(r"vfmadd\w*ps\s[^\n]*%(?:ymm|zmm)", asm)))
+"""
+
+
+@pytest.mark.skipif(
+    platform.machine() != "x86_64" or not _has_avx2(), reason="checks x86-64 AVX2 assembly"
+)
+def test_tap_sums_keep_24_vector_sums():
+    """The 8 × 3 block's sums become vector accumulators: at least 24 packed FMAs in one loop."""
+    counts = _run_probe(TAP_SUMS_PROBE)
+    assert int(counts["packed"]) >= 24
