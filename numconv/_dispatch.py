@@ -31,14 +31,19 @@ The rule, from measurements recorded in ``docs/performance.md``:
   (grouped, strided, 5×5, 1-d, 3-d, 1- and 3-channel inputs), and the two it
   lost were batch-1 layers with 5×5 and 7×7 windows, by 10-20% (1.72 against
   1.48 ms): not worth a rule. ``gemm`` stays as an algorithm tests can force;
-- except for the weight gradient of one-group 1-d and 2-d layers whose tasks
-  have at least :data:`TAP_SUMS_MIN_POSITIONS` output positions and whose
-  ``C_out·C·KH·KW`` is at most :data:`TAP_SUMS_MAX_WEIGHTS` -> ``tap_sums``:
-  each weight's sum over positions in vector registers, 24 at a time. It beat
-  the planar GEMM on 20 of 22 such shapes by 1.1-1.9× (cifar_first, stem,
-  audio1d, 1-d layers of 1 to 64 channels, 5×5 and 7×7 layers up to 128
-  channels); it lost on 14² outputs (196 positions per task: 0.70×) and on
-  256 → 256 channels, stride 2 (0.92×), where BLAS runs near its ceiling;
+- except for the forward and weight gradient of one-group 1-d and 2-d
+  layers whose tasks have at least :data:`TAP_SUMS_MIN_POSITIONS` output
+  positions and whose ``C_out·C·KH·KW`` is at most
+  :data:`TAP_SUMS_MAX_WEIGHTS` -> ``tap_sums``: sums over contiguous runs of
+  copied input rows in vector registers (docs/performance.md §20). Against
+  the planar GEMM on 21 such shapes (first layers, 1-d layers of 1 to 256
+  channels, 5×5 and 7×7 layers up to 128 channels, strides 1 to 4) it won
+  19 weight gradients by 1.07-1.87× and 17 forwards by 1.02-1.74×. It lost
+  both on 14² outputs (196 positions per task: 0.70× weight gradient, 0.61×
+  forward) and on 256 → 256 channels at stride 2 (0.92×), where BLAS runs
+  near its ceiling; and the forward on a 1-d 256 → 256 layer (0.98×, past
+  the weight bound) and on one 1-d image in 5 tasks (0.94×, before tasks
+  were spread evenly over the threads);
 - anything smaller -> ``direct``: the GEMM's fixed cost (thread hand-off, BLAS
   calls) is about 0.15 ms, against direct's 0.03 for 2 × 8² images of 2
   channels, and 0.30 against 0.18 ms at 0.6 million multiply-adds (8 × 16²,
@@ -109,17 +114,17 @@ def select(op: str, plan: ConvPlan, dtype):
     if depth_slices.applies(plan) and _winograd_suits(depth_slices.one_deep(plan)):
         return depth_slices
     if plan.flops >= PLANAR_MIN_FLOPS:
-        if op == "weight_grad" and _tap_sums_suit(plan):
+        if op != "input_grad" and _tap_sums_suit(plan):
             return tap_sums
         return planar_gemm
     return direct
 
 
 def _tap_sums_suit(plan: ConvPlan) -> bool:
-    """Whether ``tap_sums`` beats the planar GEMM on this weight gradient (measured, §20).
+    """Whether ``tap_sums`` beats the planar GEMM's forward and weight gradient (measured, §20).
 
-    Its sums add up their vector lanes once per task, so a task needs a long
-    run of positions; and where both the filter (``C·KH·KW`` weights) and
+    Its passes and sums run over one task's positions, so a task needs a long
+    run of them; and where both the filter (``C·KH·KW`` weights) and
     ``C_out`` are large, BLAS products run near the GEMM ceiling and win.
     """
     return (

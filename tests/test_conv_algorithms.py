@@ -591,3 +591,44 @@ def test_tap_sums_only_take_one_group_and_one_slice_deep():
     assert not tap_sums.applies(_plan(x, np.empty((4, 2, 3, 3)), dict(groups=2)))
     assert not tap_sums.applies(_plan(np.empty((2, 4, 3, 8, 8)), np.empty((4, 4, 1, 3, 3)), {}))
     assert tap_sums.applies(_plan(np.empty((2, 4, 30)), np.empty((4, 4, 3)), {}))
+
+
+@pytest.mark.parametrize("kernel", [(2, 2), (3, 3), (2, 5)])  # 12, 27 and 30 taps over 3 channels
+def test_tap_sums_forward_adds_exact_zeros_for_block_padding(rng, kernel):
+    """Taps padding the last block of 9 read zeros, not real inputs: an infinity stays infinite.
+
+    With zero weights reading a real tap instead, ``0·inf`` would turn the
+    outputs that tap reaches into NaN where the direct algorithm gives ±inf.
+    An odd ``C_out`` also runs the last output row alone.
+    """
+    x = rng.standard_normal((2, 3, 9, 10))
+    x[1, 2, 4, 6] = np.inf
+    x[0, 0, 0, 0] = -np.inf
+    w = rng.standard_normal((5, 3, *kernel))
+    b = rng.standard_normal(5)
+    expected = F.conv2d(x, w, b, padding=1)
+    with _dispatch.forced("tap_sums"):
+        got = F.conv2d(x, w, b, padding=1)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_array_equal(got[np.isinf(expected)], expected[np.isinf(expected)])
+    finite = np.isfinite(expected)
+    assert_close(got[finite], expected[finite], np.float64)
+
+
+@pytest.mark.parametrize(
+    "x_shape, w_shape, kw, parts",
+    [
+        ((1, 3, 64, 64), (16, 3, 3, 3), dict(padding=1), 1),  # 3.5 MFLOP: one part
+        ((1, 8, 20000), (16, 8, 15), dict(padding=7), 2),  # 5 tasks of 4096 would be 3 + 2
+        ((1, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), 2),
+        ((64, 3, 32, 32), (32, 3, 3, 3), dict(padding=1), 2),
+    ],
+)
+def test_tap_sums_split_tasks_evenly_over_the_parts_that_pay(x_shape, w_shape, kw, parts):
+    plan = _plan(np.empty(x_shape), np.empty(w_shape), kw)
+    layout = tap_sums._layout(plan, 2, tap_sums.TASK_POSITIONS)
+    assert len(layout.parts) == parts
+    assert len({hi - lo for lo, hi in layout.parts}) == 1
+    rows, cols = layout.chunks
+    covered = plan.batch * -(-plan.out[1] // rows) * -(-plan.out[2] // cols)
+    assert layout.parts[-1][1] == covered

@@ -136,19 +136,28 @@ import re
 import numpy as np
 import numconv.functional as F
 from numconv import _dispatch
-from numconv.kernels.tap_sums import weight_grad_sums as kernel
+from numconv.kernels.tap_sums import forward_sums, weight_grad_sums
 x = np.zeros((1, 2, 6, 6), np.float32)
+w = np.zeros((3, 2, 3, 3), np.float32)
 with _dispatch.forced("tap_sums"):
-    F.conv2d_weight_grad(x, (3, 2, 3, 3), np.zeros((1, 3, 6, 6), np.float32), padding=1)
-asm = kernel.inspect_asm(kernel.signatures[0])
-print("packed", len(re.findall(r"vfmadd\w*ps\s[^\n]*%(?:ymm|zmm)", asm)))
+    F.conv2d(x, w, padding=1)
+    F.conv2d_weight_grad(x, w.shape, np.zeros((1, 3, 6, 6), np.float32), padding=1)
+for kernel in (forward_sums, weight_grad_sums):
+    asm = kernel.inspect_asm(kernel.signatures[0])
+    print(kernel.__name__, len(re.findall(r"vfmadd\w*ps\s[^\n]*%(?:ymm|zmm)", asm)))
 """
 
 
 @pytest.mark.skipif(
     platform.machine() != "x86_64" or not _has_avx2(), reason="checks x86-64 AVX2 assembly"
 )
-def test_tap_sums_keep_24_vector_sums():
-    """The 8 × 3 block's sums become vector accumulators: at least 24 packed FMAs in one loop."""
+def test_tap_sums_run_on_vectors():
+    """Each kernel's block loop on vectors.
+
+    The weight gradient's 8 × 3 sums become 24 vector accumulators. The
+    forward's two rows × 9 taps are per row one multiply, 8 FMAs and the add
+    into ``y``: 16 packed FMAs.
+    """
     counts = _run_probe(TAP_SUMS_PROBE)
-    assert int(counts["packed"]) >= 24
+    assert int(counts["weight_grad_sums"]) >= 24
+    assert int(counts["forward_sums"]) >= 16

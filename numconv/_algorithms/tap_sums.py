@@ -1,30 +1,39 @@
-"""Weight gradients of layers with few weights per filter, as register-blocked sums.
+"""Layers with few weights per filter: forward and weight gradient as sums over flat runs.
 
-The planar GEMM computes a weight gradient as BLAS products ``cols @ gyᵀ``
-whose result is only ``C·KH·KW × C_out``: 27 × 32 on cifar_first. OpenBLAS
-runs such short, wide products at 68 GFLOP/s per core, about two thirds of
-its large-matrix speed, and longer products over many images were slower
-still (docs/performance.md §16, §19). Here each weight's sum over positions
-is a dot product of two contiguous runs (:mod:`numconv.kernels.tap_sums`),
-computed 24 at a time in vector registers, straight from the caller's output
-gradient, with no column matrix: the only copy is of the input rows each tap
-column reads.
+The planar GEMM computes these layers as BLAS products with one short side:
+``C·KH·KW`` is 27 on cifar_first, so its forward multiplies 32 × 27 by 27 ×
+positions and its weight gradient ends in a 27 × 32 result. OpenBLAS runs
+such products at 68 GFLOP/s per core, about two thirds of its large-matrix
+speed, and longer products over many images were slower still
+(docs/performance.md §16, §19). Here (:mod:`numconv.kernels.tap_sums`) each
+tap column's input rows are copied once into planes laid out like the
+output, so that every tap reads one contiguous run per task:
 
-Only the weight gradient is this module's own: the forward and input
-gradient of the same layers run on the planar GEMM, whose products there
-have long rows (``C_out × positions``) and are fast. For 1-d and 2-d layers
-(one kernel slice deep) in one group, any stride, dilation and padding mode.
+- forward: each output row is ``bias + Σ_t w[o, t]·run_t``, two rows and 9
+  taps per pass, written straight into the result;
+- weight gradient: each weight is the dot product of its tap's run with the
+  output gradient read in place, 8 output channels × 3 taps at a time in 24
+  vector accumulators.
+
+Neither builds a column matrix. The input gradient of the same layers stays
+on the planar GEMM, whose products there (``Wᵀ @ gy``) have long rows and
+run fast. For 1-d and 2-d layers (one kernel slice deep) in one group, any
+stride, dilation and padding mode.
 """
 
 from __future__ import annotations
 
+import functools
+from typing import NamedTuple
+
+import numba
 import numpy as np
 
 from .._padding import source_indices
 from .._params import ConvPlan, kernel_array
-from ..kernels.tap_sums import weight_grad_sums
+from ..kernels.tap_sums import FORWARD_TAP_BLOCK, forward_sums, weight_grad_sums
 from . import planar_gemm
-from .gemm import run_parts, thread_parts
+from .gemm import run_parts, split_range
 
 NAME = "tap_sums"
 
@@ -34,6 +43,13 @@ NAME = "tap_sums"
 # cifar_first (whole 32² images per task from 1024 on) 66-71 throughout.
 TASK_POSITIONS = 4096
 
+# Work per thread below which one more thread does not pay: handing a part to
+# a worker and waiting for it cost 115 µs (two parts that do nothing, against
+# 18 µs for one), what a thread's sums do with ~8 MFLOP at 70 GFLOP/s. A
+# 1 × 3 × 64² first layer (3.5 MFLOP) took 0.29 ms forward in two parts and
+# 0.22 in one.
+PART_FLOPS = 8_000_000
+
 
 def applies(plan: ConvPlan) -> bool:
     """One group, a kernel one slice deep, and an output one slice deep (1-d and 2-d layers)."""
@@ -41,16 +57,123 @@ def applies(plan: ConvPlan) -> bool:
 
 
 def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
-    return planar_gemm.forward(plan, x5, w5, bias, dtype)
+    layout = _layout(plan, numba.get_num_threads(), TASK_POSITIONS)
+    x4 = kernel_array(x5, (plan.batch, plan.in_channels, *plan.spatial[1:]), dtype)
+    weights = np.zeros((plan.out_channels, len(layout.forward_taps[0])), dtype=dtype)
+    weights[:, : len(layout.taps[0])] = w5.reshape(plan.out_channels, -1)
+    if bias is None:
+        biases = np.zeros(plan.out_channels, dtype=dtype)
+    else:
+        biases = kernel_array(bias, (plan.out_channels,), dtype)
+    y = np.empty((plan.batch, plan.out_channels, *plan.out[1:]), dtype=dtype)
+    run_parts(
+        lambda bounds: forward_sums(
+            x4, weights, biases, y, layout.row_map, layout.col_map, plan.stride[1],
+            layout.row_phases, *layout.forward_taps, *layout.chunks, *bounds,
+        ),
+        layout.parts,
+    )  # fmt: skip
+    return y.reshape(plan.output5)
 
 
 def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
     return planar_gemm.input_grad(plan, w5, gy5, dtype)
 
 
+def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
+    layout = _layout(plan, numba.get_num_threads(), TASK_POSITIONS)
+    x4 = kernel_array(x5, (plan.batch, plan.in_channels, *plan.spatial[1:]), dtype)
+    gy4 = kernel_array(gy5, (plan.batch, plan.out_channels, *plan.out[1:]), dtype)
+
+    def part(bounds):
+        sums = np.zeros((plan.out_channels, len(layout.taps[0])), dtype=np.float64)
+        weight_grad_sums(
+            x4, gy4, layout.row_map, layout.col_map, plan.stride[1], layout.row_phases,
+            *layout.taps, *layout.chunks, *bounds, sums,
+        )  # fmt: skip
+        return sums
+
+    partials = run_parts(part, layout.parts)
+    total = partials[0]
+    for partial in partials[1:]:  # in part order: deterministic at a fixed thread count
+        total += partial
+    return total.astype(dtype).reshape(plan.weight5)
+
+
+def task_positions(plan: ConvPlan) -> int:
+    """Output positions per task: the length of the runs each pass and sum goes over."""
+    parts = _part_count(plan, numba.get_num_threads())
+    rows, cols = _task_shape(plan, parts, TASK_POSITIONS)
+    return rows * cols
+
+
+class _Layout(NamedTuple):
+    row_map: np.ndarray  # input row of each padded row a task reads (-1: a zero)
+    col_map: np.ndarray  # input column of each plane column, per column map
+    row_phases: np.ndarray  # the row phases tap rows fall in
+    taps: tuple  # per tap in weight order: plane, first row, first column
+    forward_taps: tuple  # the same, padded to whole forward blocks
+    chunks: tuple[int, int]  # output rows and columns per task
+    parts: list[tuple[int, int]]  # task ranges, one per thread used
+
+
+@functools.lru_cache(maxsize=64)
+def _layout(plan: ConvPlan, threads: int, task_positions: int) -> _Layout:
+    """Everything but the arrays' values, for one problem, thread count and task size.
+
+    Cached: it depends on the shape only (55 µs a call, a quarter of a small
+    layer's time), and the kernels never write these arrays.
+    """
+    tap_plane, tap_row, tap_col, row_phases = _taps(plan)
+    row_map, col_map = _maps(plan, int(tap_row.max()), int(tap_col.max()))
+    count = _part_count(plan, threads)
+    rows, cols = _task_shape(plan, count, task_positions)
+    tasks = plan.batch * -(-plan.out[1] // rows) * -(-plan.out[2] // cols)
+    zeros_plane = plan.in_channels * _column_maps(plan) * len(row_phases)
+    extra = -len(tap_plane) % FORWARD_TAP_BLOCK
+    padding = np.zeros(extra, dtype=np.int64)
+    forward_taps = (
+        np.concatenate([tap_plane, padding + zeros_plane]),
+        np.concatenate([tap_row, padding]),
+        np.concatenate([tap_col, padding]),
+    )
+    return _Layout(
+        row_map, col_map, row_phases, (tap_plane, tap_row, tap_col), forward_taps, (rows, cols),
+        split_range(tasks, count),
+    )  # fmt: skip
+
+
+def _part_count(plan: ConvPlan, threads: int) -> int:
+    return max(1, min(threads, round(plan.flops / PART_FLOPS)))
+
+
+def _task_shape(plan: ConvPlan, parts: int, positions: int) -> tuple[int, int]:
+    """Output rows and columns per task: whole rows, or columns of the one row.
+
+    About ``positions`` positions each; but when there are few tasks,
+    enough more of them that every part gets the same count: a 1-d layer of
+    20000 positions in 5 tasks kept one thread busy for 3 of them (0.94× the
+    planar GEMM's forward).
+    """
+    _, out_h, out_w = plan.out
+    length = out_w if _one_row(plan) else out_h  # the axis tasks split
+    unit = 1 if _one_row(plan) else out_w  # positions per step along it
+    chunks = -(-length // max(1, positions // unit))
+    if plan.batch * chunks < 4 * parts:
+        while (plan.batch * chunks) % parts and chunks < length:
+            chunks += 1
+    size = -(-length // chunks)
+    return (1, size) if _one_row(plan) else (size, out_w)
+
+
 def _one_row(plan: ConvPlan) -> bool:
     """Whether the output is one row: tap columns then read W phases at offsets, not own copies."""
     return plan.out[1] == 1
+
+
+def _column_maps(plan: ConvPlan) -> int:
+    """Column maps: the W phases for one output row, else one per tap column."""
+    return plan.stride[2] if _one_row(plan) else plan.kernel[2]
 
 
 def _taps(plan: ConvPlan):
@@ -60,13 +183,12 @@ def _taps(plan: ConvPlan):
     _, dilation_h, dilation_w = plan.dilation
     row_offsets = [kh * dilation_h for kh in range(kh_count)]
     row_phases = sorted({offset % stride_h for offset in row_offsets})
+    maps = _column_maps(plan)
     if _one_row(plan):  # column map m: W phase m; tap column kw reads it from kw·dw // sw on
-        maps = stride_w
         column = [
             ((kw * dilation_w) % stride_w, kw * dilation_w // stride_w) for kw in range(kw_count)
         ]
     else:  # column map m: tap column m, read from 0
-        maps = kw_count
         column = [(kw, 0) for kw in range(kw_count)]
     slot = {phase: i for i, phase in enumerate(row_phases)}
     planes, rows, cols = [], [], []
@@ -105,43 +227,3 @@ def _extended(source: np.ndarray, size: int) -> np.ndarray:
     out = np.full(size, -1, dtype=np.int64)
     out[: min(size, len(source))] = source[:size]
     return out
-
-
-def _task_shape(plan: ConvPlan) -> tuple[int, int]:
-    """Output rows and columns per task: whole rows, or columns of the one row."""
-    _, out_h, out_w = plan.out
-    if _one_row(plan):
-        return 1, min(out_w, TASK_POSITIONS)
-    return min(out_h, max(1, TASK_POSITIONS // out_w)), out_w
-
-
-def task_positions(plan: ConvPlan) -> int:
-    """Output positions per task: the length of the runs each sum adds up before its lanes."""
-    rows, cols = _task_shape(plan)
-    return rows * cols
-
-
-def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
-    _, height, width = plan.spatial
-    _, out_h, out_w = plan.out
-    x4 = kernel_array(x5, (plan.batch, plan.in_channels, height, width), dtype)
-    gy4 = kernel_array(gy5, (plan.batch, plan.out_channels, out_h, out_w), dtype)
-    tap_plane, tap_row, tap_col, row_phases = _taps(plan)
-    row_map, col_map = _maps(plan, int(tap_row.max()), int(tap_col.max()))
-    chunk_rows, chunk_cols = _task_shape(plan)
-    tasks = plan.batch * -(-out_h // chunk_rows) * -(-out_w // chunk_cols)
-    stride_h = plan.stride[1]
-
-    def part(bounds):
-        sums = np.zeros((plan.out_channels, len(tap_plane)), dtype=np.float64)
-        weight_grad_sums(
-            x4, gy4, row_map, col_map, stride_h, row_phases, tap_plane, tap_row, tap_col,
-            chunk_rows, chunk_cols, *bounds, sums,
-        )  # fmt: skip
-        return sums
-
-    partials = run_parts(part, thread_parts(tasks))
-    total = partials[0]
-    for partial in partials[1:]:  # in part order: deterministic at a fixed thread count
-        total += partial
-    return total.astype(dtype).reshape(plan.weight5)

@@ -34,6 +34,7 @@ from .._config import KERNEL_OPTIONS, REDUCTION_OPTIONS
 
 OUT_BLOCK = 8  # output channels per register block
 TAP_BLOCK = 3  # taps per register block
+FORWARD_TAP_BLOCK = 9  # taps per pass of the forward
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -65,6 +66,26 @@ def _shift_rows(
                         dst[e] = x_row[s] if s >= 0 else 0
 
 
+@njit(inline="always", **KERNEL_OPTIONS)
+def _planes(x, col_map, row_phases, rows, width):  # pragma: no cover
+    """Scratch for a task's planes, and one more plane of zeros after them (see forward_sums)."""
+    count = x.shape[1] * col_map.shape[0] * row_phases.shape[0]
+    planes = np.empty((count + 1, rows * width), dtype=x.dtype)
+    planes[count] = 0
+    return planes
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _task(task, out_h, out_w, chunk_rows, chunk_cols):  # pragma: no cover
+    """Image, first output row and column, and row and column counts of task ``task``."""
+    row_chunks = -(-out_h // chunk_rows)
+    col_chunks = -(-out_w // chunk_cols)
+    n = task // (row_chunks * col_chunks)
+    b0 = (task // col_chunks) % row_chunks * chunk_rows
+    e0 = task % col_chunks * chunk_cols
+    return n, b0, e0, min(chunk_rows, out_h - b0), min(chunk_cols, out_w - e0)
+
+
 @njit(**REDUCTION_OPTIONS)
 def weight_grad_sums(
     x, gy, row_map, col_map, stride_h, row_phases, tap_plane, tap_row, tap_col,
@@ -88,23 +109,12 @@ def weight_grad_sums(
     out_channels, out_h, out_w = gy.shape[1:]
     taps = tap_plane.shape[0]
     reach = tap_row.max()  # rows a task reads below its last output row
-    reach_cols = tap_col.max()
-    planes = np.empty(
-        (x.shape[1] * col_map.shape[0] * row_phases.shape[0],
-         (chunk_rows + reach) * (chunk_cols + reach_cols)),
-        dtype=x.dtype,
-    )  # fmt: skip
-    row_chunks = -(-out_h // chunk_rows)
-    col_chunks = -(-out_w // chunk_cols)
+    planes = _planes(x, col_map, row_phases, chunk_rows + reach, chunk_cols + tap_col.max())
     gy_flat = gy.reshape(gy.shape[0], out_channels, out_h * out_w)
     last = out_channels - 1
     for task in range(lo, hi):
-        n = task // (row_chunks * col_chunks)
-        b0 = (task // col_chunks) % row_chunks * chunk_rows
-        e0 = task % col_chunks * chunk_cols
-        rows = min(chunk_rows, out_h - b0)
-        cols = min(chunk_cols, out_w - e0)
-        width = cols + reach_cols
+        n, b0, e0, rows, cols = _task(task, out_h, out_w, chunk_rows, chunk_cols)
+        width = cols + tap_col.max()
         length = rows * cols  # whole rows (cols == Ow) or one row: a flat run
         _shift_rows(
             x, n, b0, rows + reach, e0, width, row_map, col_map, stride_h, row_phases, planes
@@ -185,3 +195,105 @@ def _block_sums(g0, g1, g2, g3, g4, g5, g6, g7, x0, x1, x2, length):  # pragma: 
         a00, a01, a02, a10, a11, a12, a20, a21, a22, a30, a31, a32,
         a40, a41, a42, a50, a51, a52, a60, a61, a62, a70, a71, a72,
     )  # fmt: skip
+
+
+@njit(**KERNEL_OPTIONS)
+def forward_sums(
+    x, w, bias, y, row_map, col_map, stride_h, row_phases, tap_plane, tap_row, tap_col,
+    chunk_rows, chunk_cols, lo, hi,
+):  # fmt: skip  # pragma: no cover
+    """Write tasks ``[lo, hi)``'s outputs ``y[n, o, q] = bias[o] + Σ_t w[o, t]·tap_t[q]``.
+
+    Arguments as for :func:`weight_grad_sums`; ``y`` is ``(N, C_out, Oh,
+    Ow)`` and ``w`` ``(C_out, T)`` with ``T`` a multiple of
+    :data:`FORWARD_TAP_BLOCK`. Taps past the filter's end have zero weights
+    and read the plane of zeros after the input's (``tap_plane`` one past
+    the last), so they add exact zeros even where the input holds infinities.
+
+    Two output rows × 9 taps per pass over a task's positions: one
+    ``y[q] += Σ c·v`` per row with the 18 weights in registers and 9 loads
+    shared by both rows. With three rows per pass it ran at 43 GFLOP/s on one
+    thread against two rows' 60 (cifar_first, docs/performance.md §20), and
+    fewer taps per pass read and write ``y`` more often.
+    """
+    out_channels, out_h, out_w = y.shape[1:]
+    taps = tap_plane.shape[0]
+    reach = tap_row.max()
+    planes = _planes(x, col_map, row_phases, chunk_rows + reach, chunk_cols + tap_col.max())
+    spare = np.empty(chunk_rows * chunk_cols, dtype=y.dtype)  # the missing row of an odd pair
+    y_flat = y.reshape(y.shape[0], out_channels, out_h * out_w)
+    for task in range(lo, hi):
+        n, b0, e0, rows, cols = _task(task, out_h, out_w, chunk_rows, chunk_cols)
+        width = cols + tap_col.max()
+        length = rows * cols
+        _shift_rows(
+            x, n, b0, rows + reach, e0, width, row_map, col_map, stride_h, row_phases, planes
+        )
+        start = b0 * out_w + e0
+        for o0 in range(0, out_channels, 2):
+            o1 = min(o0 + 1, out_channels - 1)
+            y0 = y_flat[n, o0, start : start + length]
+            y1 = y_flat[n, o1, start : start + length] if o0 + 1 < out_channels else spare[:length]
+            bias0 = bias[o0]
+            bias1 = bias[o1]
+            for q in range(length):
+                y0[q] = bias0
+                y1[q] = bias1
+            for t0 in range(0, taps, FORWARD_TAP_BLOCK):
+                _add_block(
+                    y0, y1, w[o0], w[o1], t0, planes, tap_plane, tap_row, tap_col, width, length
+                )
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _add_block(
+    y0, y1, w0, w1, t0, planes, tap_plane, tap_row, tap_col, width, length
+):  # pragma: no cover
+    """``y_i[q] += Σ_j w_i[t0 + j]·tap_{t0+j}[q]`` for the two rows over 9 taps, in order."""
+    x0 = planes[tap_plane[t0], tap_row[t0] * width + tap_col[t0] :]
+    x1 = planes[tap_plane[t0 + 1], tap_row[t0 + 1] * width + tap_col[t0 + 1] :]
+    x2 = planes[tap_plane[t0 + 2], tap_row[t0 + 2] * width + tap_col[t0 + 2] :]
+    x3 = planes[tap_plane[t0 + 3], tap_row[t0 + 3] * width + tap_col[t0 + 3] :]
+    x4 = planes[tap_plane[t0 + 4], tap_row[t0 + 4] * width + tap_col[t0 + 4] :]
+    x5 = planes[tap_plane[t0 + 5], tap_row[t0 + 5] * width + tap_col[t0 + 5] :]
+    x6 = planes[tap_plane[t0 + 6], tap_row[t0 + 6] * width + tap_col[t0 + 6] :]
+    x7 = planes[tap_plane[t0 + 7], tap_row[t0 + 7] * width + tap_col[t0 + 7] :]
+    x8 = planes[tap_plane[t0 + 8], tap_row[t0 + 8] * width + tap_col[t0 + 8] :]
+    a0, a1, a2, a3, a4, a5, a6, a7, a8 = (
+        w0[t0],
+        w0[t0 + 1],
+        w0[t0 + 2],
+        w0[t0 + 3],
+        w0[t0 + 4],
+        w0[t0 + 5],
+        w0[t0 + 6],
+        w0[t0 + 7],
+        w0[t0 + 8],
+    )
+    c0, c1, c2, c3, c4, c5, c6, c7, c8 = (
+        w1[t0],
+        w1[t0 + 1],
+        w1[t0 + 2],
+        w1[t0 + 3],
+        w1[t0 + 4],
+        w1[t0 + 5],
+        w1[t0 + 6],
+        w1[t0 + 7],
+        w1[t0 + 8],
+    )
+    for q in range(length):
+        v0 = x0[q]
+        v1 = x1[q]
+        v2 = x2[q]
+        v3 = x3[q]
+        v4 = x4[q]
+        v5 = x5[q]
+        v6 = x6[q]
+        v7 = x7[q]
+        v8 = x8[q]
+        y0[q] += (
+            a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3 + a4 * v4 + a5 * v5 + a6 * v6 + a7 * v7 + a8 * v8
+        )
+        y1[q] += (
+            c0 * v0 + c1 * v1 + c2 * v2 + c3 * v3 + c4 * v4 + c5 * v5 + c6 * v6 + c7 * v7 + c8 * v8
+        )
