@@ -38,7 +38,7 @@ The rule, from measurements recorded in ``docs/performance.md``:
   copied input rows in vector registers (docs/performance.md §20). Against
   the planar GEMM on 21 such shapes (first layers, 1-d layers of 1 to 256
   channels, 5×5 and 7×7 layers up to 128 channels, strides 1 to 4) it won
-  19 weight gradients by 1.07-1.87× and 17 forwards by 1.02-1.74×. It lost
+  19 weight gradients by 1.07-2.03× and 17 forwards by 1.02-1.74×. It lost
   both on 14² outputs (196 positions per task: 0.70× weight gradient, 0.61×
   forward) and on 256 → 256 channels at stride 2 (0.92×), where BLAS runs
   near its ceiling; and the forward on a 1-d 256 → 256 layer (0.98×, past
