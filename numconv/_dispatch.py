@@ -34,7 +34,8 @@ The rule, from measurements recorded in ``docs/performance.md``:
 - except for the forward and weight gradient of one-group 1-d and 2-d
   layers whose tasks have at least :data:`TAP_SUMS_MIN_POSITIONS` output
   positions and whose ``C_out·C·KH·KW`` is at most
-  :data:`TAP_SUMS_MAX_WEIGHTS` -> ``tap_sums``: sums over contiguous runs of
+  :data:`TAP_SUMS_MAX_WEIGHTS`, and whose copied input planes are no larger
+  than the input and output -> ``tap_sums``: sums over contiguous runs of
   copied input rows in vector registers (docs/performance.md §20). Against
   the planar GEMM on 21 such shapes (first layers, 1-d layers of 1 to 256
   channels, 5×5 and 7×7 layers up to 128 channels, strides 1 to 4) it won
@@ -126,11 +127,19 @@ def _tap_sums_suit(plan: ConvPlan) -> bool:
     Its passes and sums run over one task's positions, so a task needs a long
     run of them; and where both the filter (``C·KH·KW`` weights) and
     ``C_out`` are large, BLAS products run near the GEMM ceiling and win.
+    Its copied planes must also stay within the input and output's size
+    (issue 6's scratch bound): with 128 channels, 5×5 filters and 8 outputs
+    they were 5× that.
     """
+    if not tap_sums.applies(plan):
+        return False
+    inputs_and_outputs = plan.batch * (
+        plan.in_channels * math.prod(plan.spatial) + plan.out_channels * math.prod(plan.out)
+    )
     return (
-        tap_sums.applies(plan)
-        and tap_sums.task_positions(plan) >= TAP_SUMS_MIN_POSITIONS
+        tap_sums.task_positions(plan) >= TAP_SUMS_MIN_POSITIONS
         and plan.out_channels * plan.in_channels * math.prod(plan.kernel) <= TAP_SUMS_MAX_WEIGHTS
+        and tap_sums.scratch_elements(plan) <= inputs_and_outputs
     )
 
 

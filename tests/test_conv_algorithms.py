@@ -476,13 +476,18 @@ def test_run_parts_raises_a_part_error_after_every_part_finished(failing):
 )
 @pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
 def test_polyphase_matches_the_direct_algorithm(rng, shape, c_out, kernel, kw, mode):
-    nd = len(kernel)
     kw = dict(kw, padding_mode=mode)
+    _assert_matches_direct("polyphase", *_random_layer(rng, shape, c_out, kernel, kw), **kw)
+
+
+def _random_layer(rng, shape, c_out, kernel, kw):
+    """Random ``x``, ``w``, ``b`` and an output gradient for a one-group layer."""
+    nd = len(kernel)
     x = rng.standard_normal(shape)
     w = rng.standard_normal((c_out, shape[-nd - 1], *kernel))
     b = rng.standard_normal(c_out)
     gy = rng.standard_normal(getattr(F, f"conv{nd}d")(x, w, b, **kw).shape)
-    _assert_matches_direct("polyphase", x, w, b, gy, **kw)
+    return x, w, b, gy
 
 
 def test_polyphase_phases_run_through_winograd(monkeypatch, rng):
@@ -556,12 +561,8 @@ def test_tap_sums_match_the_direct_algorithm(monkeypatch, rng, shape, c_out, ker
                                              task_positions):  # fmt: skip
     """Tasks of one position, of part rows or columns, and of whole images; every padding mode."""
     monkeypatch.setattr(tap_sums, "TASK_POSITIONS", task_positions)
-    nd = len(kernel)
     kw = dict(kw, padding_mode=mode)
-    x = rng.standard_normal(shape)
-    w = rng.standard_normal((c_out, shape[-nd - 1], *kernel))
-    b = rng.standard_normal(c_out)
-    gy = rng.standard_normal(getattr(F, f"conv{nd}d")(x, w, b, **kw).shape)
+    x, w, b, gy = _random_layer(rng, shape, c_out, kernel, kw)
     assert tap_sums.applies(_plan(x, w, kw))
     _assert_matches_direct("tap_sums", x, w, b, gy, **kw)
 
@@ -632,3 +633,22 @@ def test_tap_sums_split_tasks_evenly_over_the_parts_that_pay(x_shape, w_shape, k
     rows, cols = layout.chunks
     covered = plan.batch * -(-plan.out[1] // rows) * -(-plan.out[2] // cols)
     assert layout.parts[-1][1] == covered
+
+
+@pytest.mark.parametrize(
+    "x_shape, w_shape, kw, chosen",
+    [
+        ((64, 3, 32, 32), (32, 3, 3, 3), dict(padding=1), True),
+        ((1, 3, 224, 224), (8, 3, 7, 7), dict(padding=3), True),
+        ((1, 64, 2048), (4, 64, 31), dict(padding=15), True),
+        ((2, 128, 56, 56), (8, 128, 5, 5), dict(padding=2), False),  # planes 5× in + out
+        ((1, 16, 40, 40), (2, 16, 7, 7), dict(padding=3), False),  # 7×
+    ],
+)
+def test_tap_sums_are_chosen_only_within_the_scratch_bound(x_shape, w_shape, kw, chosen):
+    plan = _plan(np.empty(x_shape), np.empty(w_shape), kw)
+    y_size = plan.batch * plan.out_channels * math.prod(plan.out)
+    within = tap_sums.scratch_elements(plan) <= math.prod(x_shape) + y_size
+    assert within == chosen
+    names = {_dispatch.select(op, plan, np.float32).NAME for op in ("forward", "weight_grad")}
+    assert names == ({"tap_sums"} if chosen else {"planar_gemm"})

@@ -107,6 +107,22 @@ def task_positions(plan: ConvPlan) -> int:
     return rows * cols
 
 
+def scratch_elements(plan: ConvPlan) -> int:
+    """Values of the planes every part allocates, summed over the parts.
+
+    The planes are an im2col along W (``C·KW`` copies of the input rows), so
+    with many channels, wide kernels and few output channels they can outgrow
+    the input and output; the dispatch leaves such layers to the planar GEMM,
+    whose tiles are bounded.
+    """
+    layout = _layout(plan, numba.get_num_threads(), TASK_POSITIONS)
+    rows, cols = layout.chunks
+    _, tap_row, tap_col = layout.taps
+    planes = plan.in_channels * _column_maps(plan) * len(layout.row_phases) + 1
+    per_part = planes * (rows + int(tap_row.max())) * (cols + int(tap_col.max()))
+    return per_part * len(layout.parts)
+
+
 class _Layout(NamedTuple):
     row_map: np.ndarray  # input row of each padded row a task reads (-1: a zero)
     col_map: np.ndarray  # input column of each plane column, per column map

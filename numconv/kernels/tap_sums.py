@@ -1,28 +1,31 @@
-"""Weight gradients as sums over output positions, 24 weights at a time in registers.
+"""Forward and weight gradient of few-weight filters as sums over contiguous runs.
 
-A weight ``(o, c, kh, kw)`` of a 2-d layer gets ``Σ gy[n, o, b, e] ·
-xp[n, c, b·sh + kh·dh, e·sw + kw·dw]`` over images ``n`` and output positions
-``(b, e)``. For a fixed tap ``(c, kh, kw)`` the input values it reads form an
-``Oh × Ow`` grid. Copy, once per tap *column* ``(c, kw)`` and row phase
-``r = (kh·dh) mod sh``, the input rows ``i·sh + r`` gathered at columns
-``e·sw + kw·dw``: a plane of rows exactly ``Ow`` long. Then tap ``(c, kh,
-kw)`` reads that plane flat from row ``(kh·dh) // sh`` on, position for
-position with the flat output gradient ``gy[n, o]``: every weight's sum is a
-dot product of two contiguous runs. The planes hold ``C·KW·R`` rows per
-output row, far fewer values than the products read (a 3×3 layer from 3
-channels copies 9 values per position and does ``9·3·C_out`` multiply-adds).
+A weight ``(o, c, kh, kw)`` of a 2-d layer meets ``xp[n, c, b·sh + kh·dh,
+e·sw + kw·dw]`` at output position ``(b, e)``. For a fixed tap ``(c, kh,
+kw)`` those input values form an ``Oh × Ow`` grid. Copy, once per tap
+*column* ``(c, kw)`` and row phase ``r = (kh·dh) mod sh``, the input rows
+``i·sh + r`` gathered at columns ``e·sw + kw·dw``: a plane of rows exactly
+``Ow`` long. Tap ``(c, kh, kw)`` then reads that plane flat from row
+``(kh·dh) // sh`` on, position for position with the flat output (or output
+gradient) of the image: a contiguous run. The planes hold ``C·KW·R`` values
+per output position, far fewer than the multiply-adds (a 3×3 layer from 3
+channels copies 9 values per position and does ``27·C_out`` multiply-adds).
+With one output row (1-d layers) the planes are the W phases instead, which
+tap columns read at offsets.
 
-The dot products run 8 output channels × 3 taps at a time: per 16 positions,
-8 gradient loads and 3 input loads feed 24 vector FMAs into 24 vector
-accumulators, which LLVM keeps in registers (``reassoc`` lets it split each
-sum into vector lanes; see :mod:`numconv._config`). Output channels and taps
-past the end of a block repeat the last one; their sums are dropped.
+- :func:`forward_sums`: each output row is ``bias + Σ_t w[o, t]·run_t``, two
+  rows × 9 taps per pass, written straight into the output.
+- :func:`weight_grad_sums`: each weight is the dot product of its run with
+  the output gradient, 8 output channels × 3 taps at a time: per 16
+  positions, 8 gradient loads and 3 input loads feed 24 FMAs into 24 vector
+  accumulators, which LLVM keeps in registers (``reassoc`` lets it split each
+  sum into vector lanes; see :mod:`numconv._config`). Output channels and
+  taps past the end of a block repeat the last one; their sums are dropped.
 
-Work is split into tasks, one per image and chunk of output rows, numbered
-row-major; a call does tasks ``[lo, hi)`` and adds its sums into ``sums``
-(float64, ``(C_out, C·KH·KW)``), so one call per worker thread gives one
-partial sum per thread. Serial and GIL-free, like the other kernels that run
-beside BLAS work (see :mod:`numconv.kernels.phases`).
+Work is split into tasks of whole output rows (or, with one row, of
+columns) of one image, numbered row-major; a call does tasks ``[lo, hi)``.
+Serial and GIL-free: the algorithm runs one call per worker thread, like the
+kernels that run beside BLAS work (see :mod:`numconv.kernels.phases`).
 """
 
 from __future__ import annotations
