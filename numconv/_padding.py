@@ -30,6 +30,17 @@ def source_indices(n: int, before: int, after: int, mode: str) -> np.ndarray:
     raise AssertionError(mode)  # unreachable: the mode is validated upstream
 
 
+def extended_map(source: np.ndarray, size: int) -> np.ndarray:
+    """A padding map cut, or extended with zeros (``-1``), to ``size`` entries.
+
+    For kernels that read a fixed number of padded positions per axis, some
+    past the padded input's end (phase grids, whole tasks of rows).
+    """
+    out = np.full(size, -1, dtype=np.int64)
+    out[: min(size, len(source))] = source[:size]
+    return out
+
+
 def _pad_spatial(a: np.ndarray, axes, pads, mode: str, dtype) -> np.ndarray:
     """``a`` padded along its three spatial ``axes`` in ``mode``, as a fresh C-contiguous copy."""
     if mode == "zeros":

@@ -34,7 +34,7 @@ import math
 
 import numpy as np
 
-from .._padding import pad_adjoint_channels_last, source_indices
+from .._padding import extended_map, pad_adjoint_channels_last, source_indices
 from .._params import ConvPlan, kernel_array
 from ..kernels.phases import merge_phases, split_phases
 from .common import select_inner
@@ -83,10 +83,7 @@ def _maps(sizes, pads, mode: str, plan: ConvPlan, inner_spatial):
     """Per-axis padding maps of ``sizes`` in ``mode``, extended by zeros to ``d·P`` entries."""
     maps = []
     for size, (before, after), d, p in zip(sizes, pads, plan.dilation, inner_spatial, strict=True):
-        source = source_indices(size, before, after, mode)
-        extended = np.full(d * p, -1, dtype=np.int64)
-        extended[: len(source)] = source[: d * p]
-        maps.append(extended)
+        maps.append(extended_map(source_indices(size, before, after, mode), d * p))
     return maps
 
 

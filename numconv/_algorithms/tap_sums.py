@@ -29,7 +29,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from .._padding import source_indices
+from .._padding import extended_map, source_indices
 from .._params import ConvPlan, kernel_array
 from ..kernels.tap_sums import FORWARD_TAP_BLOCK, forward_sums, weight_grad_sums
 from . import planar_gemm
@@ -224,7 +224,7 @@ def _maps(plan: ConvPlan, reach: int, reach_cols: int):
     _, stride_h, stride_w = plan.stride
     _, _, dilation_w = plan.dilation
     _, out_h, out_w = plan.out
-    row_map = _extended(
+    row_map = extended_map(
         source_indices(height, top, bottom, plan.padding_mode), (out_h + reach) * stride_h
     )
     plane_cols = np.arange(out_w + reach_cols) * stride_w
@@ -232,14 +232,7 @@ def _maps(plan: ConvPlan, reach: int, reach_cols: int):
         starts = list(range(stride_w))  # the W phases
     else:
         starts = [kw * dilation_w for kw in range(plan.kernel[2])]
-    columns = _extended(
+    columns = extended_map(
         source_indices(width, left, right, plan.padding_mode), plane_cols[-1] + starts[-1] + 1
     )
     return row_map, np.array([columns[plane_cols + start] for start in starts], dtype=np.int64)
-
-
-def _extended(source: np.ndarray, size: int) -> np.ndarray:
-    """A padding map cut or extended with zeros (``-1``) to ``size`` entries."""
-    out = np.full(size, -1, dtype=np.int64)
-    out[: min(size, len(source))] = source[:size]
-    return out

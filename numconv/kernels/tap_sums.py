@@ -112,12 +112,13 @@ def weight_grad_sums(
     out_channels, out_h, out_w = gy.shape[1:]
     taps = tap_plane.shape[0]
     reach = tap_row.max()  # rows a task reads below its last output row
-    planes = _planes(x, col_map, row_phases, chunk_rows + reach, chunk_cols + tap_col.max())
+    reach_cols = tap_col.max()  # columns it reads past its last (one-row tasks)
+    planes = _planes(x, col_map, row_phases, chunk_rows + reach, chunk_cols + reach_cols)
     gy_flat = gy.reshape(gy.shape[0], out_channels, out_h * out_w)
     last = out_channels - 1
     for task in range(lo, hi):
         n, b0, e0, rows, cols = _task(task, out_h, out_w, chunk_rows, chunk_cols)
-        width = cols + tap_col.max()
+        width = cols + reach_cols
         length = rows * cols  # whole rows (cols == Ow) or one row: a flat run
         _shift_rows(
             x, n, b0, rows + reach, e0, width, row_map, col_map, stride_h, row_phases, planes
@@ -222,12 +223,13 @@ def forward_sums(
     out_channels, out_h, out_w = y.shape[1:]
     taps = tap_plane.shape[0]
     reach = tap_row.max()
-    planes = _planes(x, col_map, row_phases, chunk_rows + reach, chunk_cols + tap_col.max())
+    reach_cols = tap_col.max()
+    planes = _planes(x, col_map, row_phases, chunk_rows + reach, chunk_cols + reach_cols)
     spare = np.empty(chunk_rows * chunk_cols, dtype=y.dtype)  # the missing row of an odd pair
     y_flat = y.reshape(y.shape[0], out_channels, out_h * out_w)
     for task in range(lo, hi):
         n, b0, e0, rows, cols = _task(task, out_h, out_w, chunk_rows, chunk_cols)
-        width = cols + tap_col.max()
+        width = cols + reach_cols
         length = rows * cols
         _shift_rows(
             x, n, b0, rows + reach, e0, width, row_map, col_map, stride_h, row_phases, planes
