@@ -151,6 +151,11 @@ def test_planar_gemm_thread_counts_match_the_direct_algorithm(rng, threads, batc
         ((1, 7, 11, 10), (3, 2), dict(stride=(2, 3), padding=(2, 1), dilation=(2, 1))),
         ((3, 4, 19), (5,), dict(stride=2, padding="same")),
         ((1, 3, 5, 6, 7), (2, 3, 2), dict(stride=(1, 2, 1), padding=1, dilation=(2, 1, 1))),
+        # strided: phased planes (a stride of 3 over 2 taps leaves a phase no tap reads)
+        ((2, 4, 15, 14), (3, 3), dict(stride=2, padding=1)),
+        ((2, 3, 9, 10), (2, 2), dict(stride=3, padding=1)),
+        ((2, 3, 12, 11), (5, 5), dict(stride=2, padding=(2, 1), dilation=(1, 2))),
+        ((1, 2, 7, 9, 8), (3, 3, 3), dict(stride=2, padding=1)),
         # stride 1: the flat-plane kernels (9 taps unrolled, other counts per tap)
         ((2, 3, 7, 6), (3, 3), dict(padding=((2, 0), (1, 2)), dilation=(1, 2))),
         ((1, 4, 9, 8), (5, 5), dict(padding=2)),

@@ -5,8 +5,12 @@ loop has length 1 and nothing vectorises (~1 GFLOP/s). The depthwise kernels
 (:mod:`numconv.kernels.depthwise`) work plane by plane in the caller's
 channel-first layout instead, vectorised along W, padding each plane in a
 per-thread buffer: no layout conversion and no padded copy of the whole input.
-With stride 1 they treat the padded plane as one flat row (see the kernels'
-module): a 3×3 layer on 28×28 planes ran 3× faster than row by row. Stride-1
+They treat the padded plane as one flat row (see the kernels' module): a 3×3
+layer on 28×28 planes ran 3× faster than row by row. Strided layers first
+split the padded plane into its stride phases (padded position ``i`` to
+phase ``i % s`` at ``i // s``), so that every tap again reads a contiguous
+run: stride-2 layers ran 1.3-3× faster than with strided rows
+(docs/performance.md §21). Stride-1
 zero-padded layers whose rows keep their width (the usual "same" depthwise
 layer) skip the padded copy as well: :mod:`numconv.kernels.depthwise_masked`
 reads the plane in place of its padding and selects zero where a read crosses
@@ -24,11 +28,8 @@ import numpy as np
 from .._padding import source_indices
 from .._params import ConvPlan
 from ..kernels.depthwise import (
-    depthwise_forward,
     depthwise_forward_flat,
-    depthwise_input_grad,
     depthwise_input_grad_flat,
-    depthwise_weight_grad,
     depthwise_weight_grad_flat,
 )
 from ..kernels.depthwise_masked import masked_forward, masked_weight_grad
@@ -41,33 +42,71 @@ def applies(plan: ConvPlan) -> bool:
     return plan.groups == plan.in_channels == plan.out_channels
 
 
-def _padding_args(plan: ConvPlan, dtype) -> tuple:
-    """``src_d, src_h, src_w, before_w`` and a per-thread padded-plane buffer."""
+@functools.lru_cache(maxsize=64)
+def _phased_layout(plan: ConvPlan) -> tuple:
+    """The flat kernels' padding maps, phase grid, tap offsets and buffer lengths.
+
+    Returns ``(src_d, src_h, src_w, slot_d, slot_h, w_phases, grid)``, the
+    taps' ``offsets`` (in C order), the taps grouped by phase for the input
+    gradient (``order``, offsets within the phase grid, ``phase_bounds``),
+    and ``(slots, placed)``: the phased plane's length (every phase a
+    ``grid``) and the result/gradient row's, which holds a placed ``gy``
+    shifted by the largest offset (see :mod:`numconv.kernels.depthwise`,
+    "flat planes").
+    Cached: the arrays depend on the plan only, and the kernels never write them.
+    """
     maps = tuple(
         np.ascontiguousarray(source_indices(n, before, after, plan.padding_mode), dtype=np.int64)
         for n, (before, after) in zip(plan.spatial, plan.pads, strict=True)
     )
-    # One buffer per thread Numba may run (get_thread_id() is below this count).
-    scratch = np.empty((numba.config.NUMBA_NUM_THREADS, *plan.padded), dtype=dtype)
-    return (*maps, plan.pads[2][0]), scratch
-
-
-def _flat_args(plan: ConvPlan, dtype) -> tuple[np.ndarray, np.ndarray]:
-    """Tap offsets in the flat padded plane, and a per-thread flat row buffer.
-
-    The buffer holds a flat result (forward) or gy placed past the largest
-    offset (input gradient), so it is the padded plane plus that offset.
-    """
-    _, hp, wp = plan.padded
+    sd, sh, sw = plan.stride
+    grid = tuple(-(-len(m) // s) for m, s in zip(maps, plan.stride, strict=True))
+    phase_size = math.prod(grid)
+    _, hq, wq = grid
+    # Padded row (i, j) starts at slot_d[i] + slot_h[j]; W phase r at r·phase_size past it.
+    i, j = np.arange(len(maps[0])), np.arange(len(maps[1]))
+    slot_d = np.ascontiguousarray((i % sd) * sh * sw * phase_size + (i // sd) * hq * wq)
+    slot_h = np.ascontiguousarray((j % sh) * sw * phase_size + (j // sh) * wq)
+    w_phases = np.array([_w_phase(r, plan, phase_size) for r in range(sw)], dtype=np.int64)
+    stride = np.array(plan.stride)[:, None]
     taps = np.indices(plan.kernel).reshape(3, -1) * np.array(plan.dilation)[:, None]
-    offsets = np.ascontiguousarray((taps[0] * hp + taps[1]) * wp + taps[2], dtype=np.int64)
-    size = int(np.prod(plan.padded)) + int(offsets[-1])
-    rows = np.empty((numba.config.NUMBA_NUM_THREADS, size), dtype=dtype)
-    return offsets, rows
+    phase, at = taps % stride, taps // stride
+    phase_index = (phase[0] * sh + phase[1]) * sw + phase[2]
+    within = (at[0] * hq + at[1]) * wq + at[2]  # a tap's offset inside its phase grid
+    offsets = np.ascontiguousarray(phase_index * phase_size + within, dtype=np.int64)
+    # The input gradient takes the taps grouped by phase (see its kernel).
+    order = np.argsort(phase_index, kind="stable")
+    phase_bounds = np.searchsorted(phase_index[order], np.arange(sd * sh * sw + 1))
+    by_phase = (
+        order,
+        np.ascontiguousarray(within[order], dtype=np.int64),
+        np.ascontiguousarray(phase_bounds, dtype=np.int64),
+    )
+    slots = sd * sh * sw * phase_size
+    args = (*maps, slot_d.astype(np.int64), slot_h.astype(np.int64), w_phases, grid)
+    return args, offsets, by_phase, (slots, slots + int(offsets.max()))
 
 
-def _flat(plan: ConvPlan) -> bool:
-    return plan.stride == (1, 1, 1)
+def _w_phase(r: int, plan: ConvPlan, phase_size: int) -> tuple[int, int, int, int, int]:
+    """W phase ``r``: first slot, slot count, interior slots ``[lo, hi)`` and their first column."""
+    sw, width, before = plan.stride[2], plan.spatial[2], plan.pads[2][0]
+    padded = width + sum(plan.pads[2])
+    count = max(0, -(-(padded - r) // sw))
+    lo = min(count, max(0, -(-(before - r) // sw)))
+    hi = max(lo, min(count, -(-(before + width - r) // sw)))
+    return r * phase_size, count, lo, hi, lo * sw + r - before
+
+
+def _flat_args(plan: ConvPlan, dtype) -> tuple:
+    """The flat kernels' layout arguments, tap offsets and per-thread buffers.
+
+    The phased-plane buffers are zeroed: slots past a phase's last position
+    are read (by junk outputs) but never written.
+    """
+    args, offsets, by_phase, (slots, placed) = _phased_layout(plan)
+    threads = numba.config.NUMBA_NUM_THREADS  # get_thread_id() is below this count
+    scratch = np.zeros((threads, slots), dtype=dtype)
+    return args, offsets, by_phase, scratch, _buffers(placed, dtype)
 
 
 def _masked(plan: ConvPlan) -> bool:
@@ -144,11 +183,6 @@ def _buffers(length: int, dtype) -> np.ndarray:
     return np.empty((numba.config.NUMBA_NUM_THREADS, length), dtype=dtype)
 
 
-def _filters(w5: np.ndarray, dtype) -> np.ndarray:
-    """``(C, 1, KD, KH, KW)`` -> C-contiguous ``(C, KD, KH, KW)``."""
-    return np.ascontiguousarray(w5[:, 0], dtype=dtype)
-
-
 def _tap_rows(w5: np.ndarray, dtype) -> np.ndarray:
     """``(C, 1, KD, KH, KW)`` -> C-contiguous ``(C, taps)``, taps in C order."""
     return np.ascontiguousarray(w5[:, 0].reshape(w5.shape[0], -1), dtype=dtype)
@@ -166,14 +200,9 @@ def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
         masked_forward(_planes(x5, dtype), *layout, _tap_rows(w5, dtype), bias, y, per_stack,
                        *buffers)  # fmt: skip
         return y
-    padding, scratch = _padding_args(plan, dtype)
-    if _flat(plan):
-        offsets, rows = _flat_args(plan, dtype)
-        depthwise_forward_flat(_planes(x5, dtype), *padding, offsets, _tap_rows(w5, dtype), bias,
-                               y, scratch, rows)  # fmt: skip
-        return y
-    depthwise_forward(_planes(x5, dtype), *padding, _filters(w5, dtype), bias, y, plan.stride,
-                      plan.dilation, scratch)  # fmt: skip
+    layout, offsets, _, scratch, rows = _flat_args(plan, dtype)
+    depthwise_forward_flat(_planes(x5, dtype), *layout, offsets, _tap_rows(w5, dtype), bias, y,
+                           scratch, rows)  # fmt: skip
     return y
 
 
@@ -186,14 +215,10 @@ def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
         masked_forward(_planes(gy5, dtype), *layout, turned, np.zeros(plan.in_channels, dtype),
                        gx, per_stack, *buffers)  # fmt: skip
         return gx
-    padding, scratch = _padding_args(plan, dtype)
-    if _flat(plan):
-        offsets, rows = _flat_args(plan, dtype)
-        depthwise_input_grad_flat(_planes(gy5, dtype), *padding, offsets, _tap_rows(w5, dtype),
-                                  gx, scratch, rows)  # fmt: skip
-        return gx
-    depthwise_input_grad(_planes(gy5, dtype), *padding, _filters(w5, dtype), gx, plan.stride,
-                         plan.dilation, scratch)  # fmt: skip
+    layout, _, (order, phase_offsets, phase_bounds), scratch, rows = _flat_args(plan, dtype)
+    taps = np.ascontiguousarray(_tap_rows(w5, dtype)[:, order])
+    depthwise_input_grad_flat(_planes(gy5, dtype), *layout, phase_offsets, phase_bounds, taps, gx,
+                              scratch, rows)  # fmt: skip
     return gx
 
 
@@ -207,14 +232,9 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
         # Summed over the stacks in a fixed order: deterministic at any thread count.
         return sums.sum(axis=1).reshape(plan.in_channels, 1, *plan.kernel)
     partial = np.empty((plan.batch, plan.in_channels, *plan.kernel), dtype=dtype)
-    padding, scratch = _padding_args(plan, dtype)
-    if _flat(plan):
-        offsets, rows = _flat_args(plan, dtype)
-        depthwise_weight_grad_flat(_planes(x5, dtype), *padding, offsets, _planes(gy5, dtype),
-                                   partial.reshape(plan.batch, plan.in_channels, -1), scratch,
-                                   rows)  # fmt: skip
-        return partial.sum(axis=0)[:, None]
-    depthwise_weight_grad(_planes(x5, dtype), *padding, _planes(gy5, dtype), partial,
-                          plan.stride, plan.dilation, scratch)  # fmt: skip
+    layout, offsets, _, scratch, rows = _flat_args(plan, dtype)
+    depthwise_weight_grad_flat(_planes(x5, dtype), *layout, offsets, _planes(gy5, dtype),
+                               partial.reshape(plan.batch, plan.in_channels, -1), scratch,
+                               rows)  # fmt: skip
     # Summed over the batch in a fixed order: deterministic at any thread count.
     return partial.sum(axis=0)[:, None]

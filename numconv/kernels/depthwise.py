@@ -3,13 +3,12 @@
 Arrays stay in the caller's channel-first layout: input ``x`` ``(N, C, D, H, W)``
 (unpadded), output ``y`` ``(N, C, OD, OH, OW)``, weight ``w`` ``(C, KD, KH, KW)``.
 Each parallel iteration owns one ``(n, c)`` plane. It first copies the plane,
-padded, into a small per-thread buffer (``scratch[thread]``, ``(Dp, Hp, Wp)``):
-that buffer stays in cache, and the loops over it need no bounds checks. The
-padding is described per axis by ``src`` maps, as in :mod:`numconv._padding`:
-padded position ``j`` reads input position ``src[j]``, or zero where it is
-``-1``; ``before_w`` is the left padding along W, where the interior starts.
-Then every output row is a few passes over contiguous rows, vectorised along
-W, like the pooling kernels.
+padded and split into its stride phases, into a small flat per-thread buffer
+(``scratch[thread]``; see "flat planes" below): that buffer stays in cache,
+and the loops over it need no bounds checks. The padding is described per
+axis by ``src`` maps, as in :mod:`numconv._padding`: padded position ``j``
+reads input position ``src[j]``, or zero where it is ``-1``. Then the whole
+plane is one contiguous loop, vectorised, whatever the stride.
 
 A channel only meets its own filter, so there is nothing for a GEMM to do;
 the work is a few multiply-adds per byte: memory, not arithmetic, bounds it.
@@ -27,168 +26,96 @@ from .._config import KERNEL_OPTIONS, REDUCTION_OPTIONS
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _load_padded_plane(x, n, c, src_d, src_h, src_w, before_w, local):  # pragma: no cover
-    """local[i, j, k] = x[n, c, src_d[i], src_h[j], src_w[k]] (0 where a source is -1)."""
-    w_n = x.shape[4]
-    wp_n = local.shape[2]
-    for i in range(local.shape[0]):
-        for j in range(local.shape[1]):
-            row = local[i, j]
-            if src_d[i] < 0 or src_h[j] < 0:
-                row[:] = 0
-                continue
-            x_row = x[n, c, src_d[i], src_h[j]]
-            interior = np.uint64(before_w)  # unsigned: no negative-index code in the copy
-            for k in range(w_n):
-                row[interior + np.uint64(k)] = x_row[np.uint64(k)]
-            for k in range(before_w):
-                row[k] = x_row[src_w[k]] if src_w[k] >= 0 else 0
-            for k in range(before_w + w_n, wp_n):
-                row[k] = x_row[src_w[k]] if src_w[k] >= 0 else 0
+def _load_phased_plane(x, n, c, src_d, src_h, src_w, slot_d, slot_h, w_phases,
+                       flat):  # fmt: skip  # pragma: no cover
+    """flat[slot(i, j, k)] = x[n, c, src_d[i], src_h[j], src_w[k]] (0 where a source is -1).
+
+    Padded row ``(i, j)`` starts at slot ``slot_d[i] + slot_h[j]``; row
+    ``r`` of ``w_phases`` is W phase ``r``: its first slot (relative to the
+    row's), its slot count, and the slots ``[lo, hi)`` that read the interior
+    at a stride of ``sw`` from input column ``first`` (see
+    :func:`numconv._algorithms.depthwise._phased_layout`). No divisions here:
+    with them the copy took 6× as long as the convolution on 14² planes.
+    """
+    sw = w_phases.shape[0]
+    step = np.uint64(sw)
+    for i in range(src_d.shape[0]):
+        for j in range(src_h.shape[0]):
+            base = np.uint64(slot_d[i] + slot_h[j])
+            real = src_d[i] >= 0 and src_h[j] >= 0
+            x_row = x[n, c, max(src_d[i], 0), max(src_h[j], 0)]
+            for r in range(sw):
+                start = base + np.uint64(w_phases[r, 0])
+                count, lo, hi, first = w_phases[r, 1:]
+                if not real:
+                    for kk in range(count):
+                        flat[start + np.uint64(kk)] = 0
+                    continue
+                for kk in range(lo):
+                    source = src_w[kk * sw + r]
+                    flat[start + np.uint64(kk)] = x_row[source] if source >= 0 else 0
+                inner = start + np.uint64(lo)  # unsigned: no negative-index code in the copy
+                if sw == 1:  # contiguous: a vector copy (a runtime step keeps it scalar)
+                    for kk in range(hi - lo):
+                        u = np.uint64(kk)
+                        flat[inner + u] = x_row[np.uint64(first) + u]
+                else:
+                    for kk in range(hi - lo):
+                        u = np.uint64(kk)
+                        flat[inner + u] = x_row[np.uint64(first) + u * step]
+                for kk in range(hi, count):
+                    source = src_w[kk * sw + r]
+                    flat[start + np.uint64(kk)] = x_row[source] if source >= 0 else 0
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _fold_padded_plane(local, gx, n, c, src_d, src_h, src_w, before_w):  # pragma: no cover
-    """Adjoint of :func:`_load_padded_plane`: gx[n, c] = Σ of local over each source."""
-    w_n = gx.shape[4]
-    wp_n = local.shape[2]
+def _fold_phased_plane(flat, gx, n, c, src_d, src_h, src_w, slot_d, slot_h,
+                       w_phases):  # fmt: skip  # pragma: no cover
+    """Adjoint of :func:`_load_phased_plane`: gx[n, c] = Σ of flat over each source."""
+    sw = w_phases.shape[0]
+    step = np.uint64(sw)
     gx[n, c] = 0
-    for i in range(local.shape[0]):
-        for j in range(local.shape[1]):
+    for i in range(src_d.shape[0]):
+        for j in range(src_h.shape[0]):
             if src_d[i] < 0 or src_h[j] < 0:
                 continue
-            row = local[i, j]
+            base = np.uint64(slot_d[i] + slot_h[j])
             gx_row = gx[n, c, src_d[i], src_h[j]]  # reflect/circular pads revisit rows: add
-            interior = np.uint64(before_w)
-            for k in range(w_n):
-                gx_row[np.uint64(k)] += row[interior + np.uint64(k)]
-            for k in range(before_w):
-                if src_w[k] >= 0:
-                    gx_row[src_w[k]] += row[k]
-            for k in range(before_w + w_n, wp_n):
-                if src_w[k] >= 0:
-                    gx_row[src_w[k]] += row[k]
+            for r in range(sw):
+                start = base + np.uint64(w_phases[r, 0])
+                count, lo, hi, first = w_phases[r, 1:]
+                for kk in range(lo):
+                    if src_w[kk * sw + r] >= 0:
+                        gx_row[src_w[kk * sw + r]] += flat[start + np.uint64(kk)]
+                inner = start + np.uint64(lo)
+                if sw == 1:
+                    for kk in range(hi - lo):
+                        u = np.uint64(kk)
+                        gx_row[np.uint64(first) + u] += flat[inner + u]
+                else:
+                    for kk in range(hi - lo):
+                        u = np.uint64(kk)
+                        gx_row[np.uint64(first) + u * step] += flat[inner + u]
+                for kk in range(hi, count):
+                    if src_w[kk * sw + r] >= 0:
+                        gx_row[src_w[kk * sw + r]] += flat[start + np.uint64(kk)]
 
 
-@njit(inline="always", **KERNEL_OPTIONS)
-def _three_taps(x_row, y_row, count, stride, dilation, w0, w1, w2):  # pragma: no cover
-    for o in range(count):
-        i = np.uint64(o * stride)  # unsigned: no wraparound code to block vectors
-        step = np.uint64(dilation)
-        y_row[np.uint64(o)] += w0 * x_row[i] + w1 * x_row[i + step] + w2 * x_row[i + 2 * step]
-
-
-@njit(inline="always", **KERNEL_OPTIONS)
-def _add_taps(x_row, y_row, w_row, count, stride, dilation):  # pragma: no cover
-    """y_row[o] += Σ_e w_row[e] · x_row[o·stride + e·dilation] for o < count.
-
-    Three taps, stride 1 or 2 and no dilation (nearly every depthwise layer)
-    get compile-time constants and one pass; other windows a pass per tap.
-    """
-    if w_row.shape[0] == 3 and dilation == 1 and stride == 1:
-        _three_taps(x_row, y_row, count, 1, 1, w_row[0], w_row[1], w_row[2])
-    elif w_row.shape[0] == 3 and dilation == 1 and stride == 2:
-        _three_taps(x_row, y_row, count, 2, 1, w_row[0], w_row[1], w_row[2])
-    else:
-        for e in range(w_row.shape[0]):
-            wv = w_row[e]
-            for o in range(count):
-                y_row[np.uint64(o)] += wv * x_row[np.uint64(o * stride + e * dilation)]
-
-
-@njit(parallel=True, **KERNEL_OPTIONS)
-def depthwise_forward(x, src_d, src_h, src_w, before_w, w, bias, y, stride, dilation,
-                      scratch):  # fmt: skip  # pragma: no cover
-    """y[n, c, o] = bias[c] + Σ_k xp[n, c, o·s + k·d] · w[c, k] (xp: the padded plane)."""
-    n_batch, c_n, od_n, oh_n, ow_n = y.shape
-    _, kd_n, kh_n, _ = w.shape
-    sd, sh, sw = stride
-    dd, dh, dw = dilation
-    for plane in prange(n_batch * c_n):
-        n = plane // c_n
-        c = plane % c_n
-        local = scratch[numba.get_thread_id()]
-        _load_padded_plane(x, n, c, src_d, src_h, src_w, before_w, local)
-        for od in range(od_n):
-            for oh in range(oh_n):
-                y_row = y[n, c, od, oh]
-                y_row[:] = bias[c]
-                for a in range(kd_n):
-                    for b in range(kh_n):
-                        _add_taps(local[od * sd + a * dd, oh * sh + b * dh], y_row, w[c, a, b],
-                                  ow_n, sw, dw)  # fmt: skip
-
-
-@njit(parallel=True, **KERNEL_OPTIONS)
-def depthwise_input_grad(gy, src_d, src_h, src_w, before_w, w, gx, stride, dilation,
-                         scratch):  # fmt: skip  # pragma: no cover
-    """gx = adjoint of padding applied to gxp[n, c, o·s + k·d] += gy[n, c, o] · w[c, k].
-
-    Each plane's padded gradient is built in the thread's buffer, one pass per
-    tap (each pass writes distinct positions, so it vectorises), then folded
-    back onto the input positions the padding read.
-    """
-    n_batch, c_n, od_n, oh_n, ow_n = gy.shape
-    _, kd_n, kh_n, kw_n = w.shape
-    sd, sh, sw = stride
-    dd, dh, dw = dilation
-    for plane in prange(n_batch * c_n):
-        n = plane // c_n
-        c = plane % c_n
-        local = scratch[numba.get_thread_id()]
-        local[:] = 0
-        for od in range(od_n):
-            for oh in range(oh_n):
-                g_row = gy[n, c, od, oh]
-                for a in range(kd_n):
-                    for b in range(kh_n):
-                        gxp_row = local[od * sd + a * dd, oh * sh + b * dh]
-                        for e in range(kw_n):
-                            wv = w[c, a, b, e]
-                            for o in range(ow_n):
-                                gxp_row[np.uint64(o * sw + e * dw)] += wv * g_row[np.uint64(o)]
-        _fold_padded_plane(local, gx, n, c, src_d, src_h, src_w, before_w)
-
-
-@njit(parallel=True, **REDUCTION_OPTIONS)
-def depthwise_weight_grad(x, src_d, src_h, src_w, before_w, gy, partial, stride, dilation,
-                          scratch):  # fmt: skip  # pragma: no cover
-    """partial[n, c, k] = Σ_o xp[n, c, o·s + k·d] · gy[n, c, o]; the caller sums over n.
-
-    One partial per plane, so no two threads add into one weight; the sums
-    over a row run in vector partial sums (``reassoc``, fixed order).
-    """
-    n_batch, c_n, od_n, oh_n, ow_n = gy.shape
-    _, _, kd_n, kh_n, kw_n = partial.shape
-    sd, sh, sw = stride
-    dd, dh, dw = dilation
-    for plane in prange(n_batch * c_n):
-        n = plane // c_n
-        c = plane % c_n
-        local = scratch[numba.get_thread_id()]
-        _load_padded_plane(x, n, c, src_d, src_h, src_w, before_w, local)
-        pw = partial[n, c]
-        pw[:] = 0
-        for od in range(od_n):
-            for oh in range(oh_n):
-                g_row = gy[n, c, od, oh]
-                for a in range(kd_n):
-                    for b in range(kh_n):
-                        x_row = local[od * sd + a * dd, oh * sh + b * dh]
-                        for e in range(kw_n):
-                            total = x.dtype.type(0)
-                            for o in range(ow_n):
-                                total += x_row[np.uint64(o * sw + e * dw)] * g_row[np.uint64(o)]
-                            pw[a, b, e] += total
-
-
-# --------------------------------------------------------------------------- stride 1
-# With stride 1, output (od, oh, ow) reads padded positions (od + a·dd, oh + b·dh,
-# ow + e·dw). In the padded plane's flat index that is q + offset[t], with
-# q = (od·Hp + oh)·Wp + ow and offset[t] = (a·dd·Hp + b·dh)·Wp + e·dw. So a whole
-# plane is one contiguous loop over q instead of OH rows of OW (28-element rows
-# spent more time entering and leaving loops than computing). The loop also
-# computes Wp − OW junk values at the end of each row; they are never copied out.
+# --------------------------------------------------------------------------- flat planes
+# Output (od, oh, ow) reads padded positions (od·sd + a·dd, oh·sh + b·dh,
+# ow·sw + e·dw). Each plane is first copied into its phased layout: along an
+# axis of stride s, padded position i goes to phase i % s at i // s, and the
+# phases (sd·sh·sw of them, each a (Dq, Hq, Wq) grid with Dq = ceil(Dp / sd)
+# and so on) lie one after another. Tap t = (a, b, e) then reads, for every
+# output, slot q + offset[t], with q = (od·Hq + oh)·Wq + ow and offset[t] the
+# slot of padded position (a·dd, b·dh, e·dw). So a whole plane is one
+# contiguous loop over q instead of OH rows of OW, whatever the stride
+# (28-element rows spent more time entering and leaving loops than computing,
+# and stride-2 rows read every other element, which did not vectorise). With
+# stride 1 there is one phase: the padded plane itself. The loop also computes
+# Wq − OW junk values at the end of each row; they are never copied out.
+# Slots past a phase's last position (a phase one shorter than Wq) are zero:
+# the per-thread buffers are allocated zeroed and never written there.
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -222,29 +149,31 @@ def _flat_correlate(src, dst, offsets, taps, count):  # pragma: no cover
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _flat_start(od, oh, hp, wp):  # pragma: no cover
-    """Flat index of output row (od, oh) in the padded plane's coordinates."""
-    return (od * hp + oh) * wp
+def _flat_start(od, oh, hq, wq):  # pragma: no cover
+    """Slot ``q`` of output row (od, oh): where its first output's reads start."""
+    return (od * hq + oh) * wq
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
-def depthwise_forward_flat(x, src_d, src_h, src_w, before_w, offsets, w, bias, y, scratch,
-                           rows):  # fmt: skip  # pragma: no cover
-    """Stride-1 :func:`depthwise_forward`; ``w`` is ``(C, taps)`` in ``offsets``' order.
+def depthwise_forward_flat(x, src_d, src_h, src_w, slot_d, slot_h, w_phases, grid, offsets, w,
+                           bias, y, scratch, rows):  # fmt: skip  # pragma: no cover
+    """y[n, c, o] = bias[c] + Σ_t xp[n, c, o·s + tap_t] · w[c, t] (xp: the padded plane).
 
-    ``rows[thread]`` holds the flat result before its valid part is copied out.
+    ``w`` is ``(C, taps)`` in ``offsets``' order; ``scratch[thread]`` holds the
+    phased plane and ``rows[thread]`` the flat result before its valid part is
+    copied out.
     """
     n_batch, c_n, od_n, oh_n, ow_n = y.shape
-    _, dp, hp, wp = scratch.shape
-    count = _flat_start(od_n - 1, oh_n - 1, hp, wp) + ow_n
+    _, hq, wq = grid
+    count = _flat_start(od_n - 1, oh_n - 1, hq, wq) + ow_n
     for plane in prange(n_batch * c_n):
         n = plane // c_n
         c = plane % c_n
         thread = numba.get_thread_id()
         local = scratch[thread]
-        _load_padded_plane(x, n, c, src_d, src_h, src_w, before_w, local)
+        _load_phased_plane(x, n, c, src_d, src_h, src_w, slot_d, slot_h, w_phases, local)
         flat = rows[thread]
-        _flat_correlate(local.reshape(dp * hp * wp), flat, offsets, w[c], count)
+        _flat_correlate(local, flat, offsets, w[c], count)
         # The valid part of each row, with the bias. Unsigned indices into a flat
         # view of the plane: with signed ones this copy took 0.44 of 1.0 ms
         # (dw3x3), with these 0.12 (LLVM drops the negative-index code).
@@ -253,71 +182,83 @@ def depthwise_forward_flat(x, src_d, src_h, src_w, before_w, offsets, w, bias, y
         j = np.uint64(0)
         for od in range(od_n):
             for oh in range(oh_n):
-                start = np.uint64(_flat_start(od, oh, hp, wp))
+                start = np.uint64(_flat_start(od, oh, hq, wq))
                 for ow in range(ow_n):
                     y_plane[j + np.uint64(ow)] = flat[start + np.uint64(ow)] + b
                 j += np.uint64(ow_n)
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _place_flat(g, n, c, flat, first, hp, wp):  # pragma: no cover
-    """flat[first + q] = g[n, c] at flat output index q; 0 everywhere else."""
+def _place_flat(g, n, c, flat, first, hq, wq):  # pragma: no cover
+    """flat[first + q] = g[n, c] at flat output slot q; 0 everywhere else."""
     _, _, od_n, oh_n, ow_n = g.shape
     flat[:] = 0
     for od in range(od_n):
         for oh in range(oh_n):
-            start = np.uint64(first + _flat_start(od, oh, hp, wp))
+            start = np.uint64(first + _flat_start(od, oh, hq, wq))
             g_row = g[n, c, od, oh]
             for ow in range(ow_n):
                 flat[start + np.uint64(ow)] = g_row[np.uint64(ow)]
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
-def depthwise_input_grad_flat(gy, src_d, src_h, src_w, before_w, offsets, w, gx, scratch,
+def depthwise_input_grad_flat(gy, src_d, src_h, src_w, slot_d, slot_h, w_phases, grid,
+                              phase_offsets, phase_bounds, w, gx, scratch,
                               rows):  # fmt: skip  # pragma: no cover
-    """Stride-1 :func:`depthwise_input_grad`: gxp[p] = Σ_t w[t] · gyq[p − offsets[t]].
+    """gxp = the adjoint of the flat correlation, folded back through the padding.
 
-    ``gyq`` is gy at its flat output indices (0 in the junk columns), placed
-    ``offsets[-1]`` (the largest) into ``rows[thread]`` so that every read is
-    in bounds: then ``gxp`` is a flat correlation with the offsets reversed.
+    Taps come grouped by phase: phase ``P``'s are ``phase_bounds[P]`` to
+    ``phase_bounds[P + 1]`` in ``w``'s columns and ``phase_offsets``, which
+    hold each tap's offset within its phase grid. Output slot ``q`` reads
+    slot ``P·PS + q + offset``, so ``gxp[P·PS + u] = Σ_t w[t] · gyq[u − offset_t]``
+    over phase ``P``'s taps only: ``gyq`` (gy at its flat output slots, 0 in
+    the junk columns) is placed ``max(offsets)`` into ``rows[thread]``, and each
+    phase is a flat correlation with its offsets reversed.
     """
-    _, c_n, _, _, _ = gy.shape
-    n_batch = gy.shape[0]
-    _, dp, hp, wp = scratch.shape
-    last = offsets[offsets.shape[0] - 1]
-    reversed_offsets = last - offsets
+    n_batch, c_n, _, _, _ = gy.shape
+    _, hq, wq = grid
+    phase_size = grid[0] * hq * wq
+    last = phase_offsets.max()
+    reversed_offsets = last - phase_offsets
     for plane in prange(n_batch * c_n):
         n = plane // c_n
         c = plane % c_n
         thread = numba.get_thread_id()
         local = scratch[thread]
         placed = rows[thread]
-        _place_flat(gy, n, c, placed, last, hp, wp)
-        _flat_correlate(placed, local.reshape(dp * hp * wp), reversed_offsets, w[c], dp * hp * wp)
-        _fold_padded_plane(local, gx, n, c, src_d, src_h, src_w, before_w)
+        _place_flat(gy, n, c, placed, last, hq, wq)
+        for phase in range(phase_bounds.shape[0] - 1):
+            first, end = phase_bounds[phase], phase_bounds[phase + 1]
+            target = local[phase * phase_size : (phase + 1) * phase_size]
+            if first == end:  # no tap reads this phase (a stride larger than the window)
+                target[:] = 0
+                continue
+            _flat_correlate(placed, target, reversed_offsets[first:end], w[c, first:end],
+                            phase_size)  # fmt: skip
+        _fold_phased_plane(local, gx, n, c, src_d, src_h, src_w, slot_d, slot_h, w_phases)
 
 
 @njit(parallel=True, **REDUCTION_OPTIONS)
-def depthwise_weight_grad_flat(x, src_d, src_h, src_w, before_w, offsets, gy, partial, scratch,
-                               rows):  # fmt: skip  # pragma: no cover
-    """Stride-1 :func:`depthwise_weight_grad`: partial[n, c, t] = Σ_q xp[q + offsets[t]] · gyq[q].
+def depthwise_weight_grad_flat(x, src_d, src_h, src_w, slot_d, slot_h, w_phases, grid, offsets, gy,
+                               partial, scratch, rows):  # fmt: skip  # pragma: no cover
+    """partial[n, c, t] = Σ_q xp[q + offsets[t]] · gyq[q]; the caller sums over n.
 
-    ``gyq`` is gy at its flat output indices, 0 in the junk columns, so the
-    junk values of ``xp`` there add nothing.
+    ``gyq`` is gy at its flat output slots, 0 in the junk columns, so the
+    junk values of ``xp`` there add nothing. One partial per plane, so no two
+    threads add into one weight.
     """
     n_batch, c_n, od_n, oh_n, ow_n = gy.shape
-    _, dp, hp, wp = scratch.shape
-    count = _flat_start(od_n - 1, oh_n - 1, hp, wp) + ow_n
+    _, hq, wq = grid
+    count = _flat_start(od_n - 1, oh_n - 1, hq, wq) + ow_n
     for plane in prange(n_batch * c_n):
         n = plane // c_n
         c = plane % c_n
         thread = numba.get_thread_id()
         local = scratch[thread]
-        _load_padded_plane(x, n, c, src_d, src_h, src_w, before_w, local)
-        flat = local.reshape(dp * hp * wp)
+        _load_phased_plane(x, n, c, src_d, src_h, src_w, slot_d, slot_h, w_phases, local)
         placed = rows[thread]
-        _place_flat(gy, n, c, placed, 0, hp, wp)
-        _flat_dots(flat, placed, offsets, partial[n, c], count)
+        _place_flat(gy, n, c, placed, 0, hq, wq)
+        _flat_dots(local, placed, offsets, partial[n, c], count)
 
 
 @njit(inline="always", **REDUCTION_OPTIONS)
