@@ -46,7 +46,8 @@ def _load_phased_plane(x, n, c, src_d, src_h, src_w, slot_d, slot_h, w_phases,
             x_row = x[n, c, max(src_d[i], 0), max(src_h[j], 0)]
             for r in range(sw):
                 start = base + np.uint64(w_phases[r, 0])
-                count, lo, hi, first = w_phases[r, 1:]
+                count, lo = w_phases[r, 1], w_phases[r, 2]
+                hi, first = w_phases[r, 3], w_phases[r, 4]
                 if not real:
                     for kk in range(count):
                         flat[start + np.uint64(kk)] = 0
@@ -83,7 +84,8 @@ def _fold_phased_plane(flat, gx, n, c, src_d, src_h, src_w, slot_d, slot_h,
             gx_row = gx[n, c, src_d[i], src_h[j]]  # reflect/circular pads revisit rows: add
             for r in range(sw):
                 start = base + np.uint64(w_phases[r, 0])
-                count, lo, hi, first = w_phases[r, 1:]
+                count, lo = w_phases[r, 1], w_phases[r, 2]
+                hi, first = w_phases[r, 3], w_phases[r, 4]
                 for kk in range(lo):
                     if src_w[kk * sw + r] >= 0:
                         gx_row[src_w[kk * sw + r]] += flat[start + np.uint64(kk)]
