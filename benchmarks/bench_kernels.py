@@ -46,6 +46,13 @@ class Convolution(_Family):
     params = (list(CASES), ["fwd", "dx", "dw"])
 
 
+class ConvolutionVariants(_Family):
+    """Convolutions outside PERFORMANCE.md's suite (grouped, strided, batch 1, 5×5, ...)."""
+
+    CASES = cases("conv-variants")
+    params = (list(CASES), ["fwd", "dx", "dw"])
+
+
 class Pooling(_Family):
     """max, average and global average pooling, forward (fwd) and backward (dx)."""
 

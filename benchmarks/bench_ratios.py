@@ -43,6 +43,11 @@ class ConvolutionVsTorch(_Ratio):
     params = (list(CASES), ["fwd", "dx", "dw"])
 
 
+class ConvolutionVariantsVsTorch(_Ratio):
+    CASES = cases("conv-variants")
+    params = (list(CASES), ["fwd", "dx", "dw"])
+
+
 class PoolingVsTorch(_Ratio):
     CASES = cases("pooling")
     params = (list(CASES), ["fwd", "dx"])

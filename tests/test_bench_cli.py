@@ -81,7 +81,7 @@ def test_quick_suites_are_small_twins():
 
 def test_suite_flops_match_the_library_plan():
     """The suite's output sizes and FLOP counts agree with the library's plan."""
-    for case in PERFORMANCE_SUITE:
+    for case in PERFORMANCE_SUITE + SUITES["conv-variants"][0]:
         x_shape = (case.batch, case.in_channels, *case.spatial)
         w_shape = (case.out_channels, case.in_channels // case.groups) + (case.kernel,) * case.nd
         plan = plan_conv(case.nd, x_shape, w_shape, **case.kwargs, padding_mode="zeros")

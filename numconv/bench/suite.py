@@ -1,7 +1,7 @@
 """The named shape suites of numconv's benchmarks, shared by the CLI and asv.
 
-PERFORMANCE.md's convolution layers, the pooling issue's three cases, the
-other pooling ops, transposed convolution and unfold/fold; each suite has a
+PERFORMANCE.md's convolution layers, convolutions outside it, the pooling
+issue's three cases, the other pooling ops, transposed convolution and unfold/fold; each suite has a
 small twin for ``--quick`` runs and CI.
 """
 
@@ -178,6 +178,32 @@ QUICK_SUITE = (
     ConvCase("video3d_small", 1, 8, (8, 16, 16), 8, 3, padding=1),
 )
 
+# Convolution layers outside PERFORMANCE.md's suite, of the kinds issue 6 asks
+# about as well: odd sizes, other channel counts, groups 2-8, batch 1, stride 2,
+# 5×5 windows, and strided depthwise layers (MobileNet's downsampling blocks).
+CONV_VARIANTS_SUITE = (
+    ConvCase("odd29_3x3", 8, 64, (29, 29), 64, 3, padding=1),
+    ConvCase("g2_3x3", 8, 128, (28, 28), 128, 3, padding=1, groups=2),
+    ConvCase("g8_3x3", 8, 128, (28, 28), 128, 3, padding=1, groups=8),
+    ConvCase("b1_3x3_14", 1, 256, (14, 14), 256, 3, padding=1),
+    ConvCase("s2_odd35", 8, 96, (35, 35), 160, 3, stride=2),
+    ConvCase("k5_48", 8, 48, (28, 28), 64, 5, padding=2),
+    ConvCase("conv1d_k5", 32, 40, (1000,), 80, 5, padding=2),
+    ConvCase("mnist_k5", 64, 1, (28, 28), 32, 5),
+    ConvCase("video3d_s2", 2, 16, (8, 28, 28), 32, 3, stride=2, padding=1),
+    ConvCase("g4_k5_s2", 4, 64, (33, 33), 96, 5, stride=2, padding=2, groups=4),
+    ConvCase("b1_stem", 1, 3, (224, 224), 64, 7, stride=2, padding=3),
+    ConvCase("dw3x3_s2_112", 8, 96, (112, 112), 96, 3, stride=2, padding=1, groups=96),
+    ConvCase("dw3x3_s2_28", 8, 256, (28, 28), 256, 3, stride=2, padding=1, groups=256),
+    ConvCase("dw5x5_s2_56", 8, 144, (56, 56), 144, 5, stride=2, padding=2, groups=144),
+)
+
+QUICK_CONV_VARIANTS_SUITE = (
+    ConvCase("g4_small", 2, 32, (14, 14), 32, 3, padding=1, groups=4),
+    ConvCase("b1_k5_s2_small", 1, 16, (29, 29), 16, 5, stride=2, padding=2),
+    ConvCase("dw3x3_s2_small", 2, 32, (28, 28), 32, 3, stride=2, padding=1, groups=32),
+)
+
 # The pooling issue's three cases (ResNet's stem max pooling, a 2x2 average
 # pooling, global average pooling before a classifier).
 POOLING_SUITE = (
@@ -231,6 +257,7 @@ QUICK_UNFOLD_SUITE = (UnfoldCase("im2col3x3_small", 2, 16, (14, 14), 1, 3, paddi
 # name -> (full shapes, small shapes for --quick and CI's smoke run).
 SUITES = {
     "performance": (PERFORMANCE_SUITE, QUICK_SUITE),
+    "conv-variants": (CONV_VARIANTS_SUITE, QUICK_CONV_VARIANTS_SUITE),
     "pooling": (POOLING_SUITE, QUICK_POOLING_SUITE),
     "pooling-variants": (POOLING_VARIANTS_SUITE, QUICK_POOLING_VARIANTS_SUITE),
     "transpose": (TRANSPOSE_SUITE, QUICK_TRANSPOSE_SUITE),
