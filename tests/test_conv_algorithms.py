@@ -323,7 +323,12 @@ def test_pointwise_needs_one_group_and_no_padding(rng):
         ((2, 4, 50), (4, 4, 3), {}, {"direct"}),
         ((16, 64, 4096), (64, 64, 9), dict(padding=4), {"planar_gemm", "tap_sums"}),
         ((1, 6, 8, 8), (12, 1, 3, 3), dict(groups=6), {"direct"}),  # channel multiplier 2, depth 9
-        ((8, 128, 28, 28), (128, 32, 3, 3), dict(groups=4, padding=1), {"planar_gemm"}),
+        ((8, 128, 28, 28), (128, 32, 3, 3), dict(groups=4, padding=1), {"winograd4"}),
+        ((8, 256, 14, 14), (256, 32, 3, 3), dict(groups=8, padding=1), {"winograd"}),
+        ((8, 128, 28, 28), (128, 8, 3, 3), dict(groups=16, padding=1), {"winograd4"}),
+        # 4 channels a group: too few for the transforms to pay
+        ((8, 128, 28, 28), (128, 4, 3, 3), dict(groups=32, padding=1), {"planar_gemm"}),
+        ((8, 64, 56, 56), (64, 32, 3, 3), dict(padding=2, dilation=2, groups=2), {"polyphase"}),
         ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=2, dilation=2), {"polyphase"}),
         ((2, 64, 28, 28), (64, 64, 3, 3), dict(padding=2, dilation=2), {"polyphase"}),
         (
@@ -358,6 +363,10 @@ def test_selection_rule(x_shape, w_shape, kw, expected):
         ((2, 3, 3, 3), 2, dict(padding=1)),  # one F(4×4) tile
         ((1, 2, 2, 14), 3, dict(padding=((1, 0), (1, 1)))),  # one tile row, 4 tiles, cut
         ((3, 2, 13, 10), 2, dict(padding=1)),  # 4 × 3 F(4×4) tiles, both cut
+        ((2, 4, 8, 9), 6, dict(padding=1, groups=2)),
+        ((2, 6, 7, 6), 3, dict(padding=1, groups=3, padding_mode="reflect")),
+        ((1, 4, 5, 7), 8, dict(padding=(3, 1), groups=4)),  # crops gy; 2 filters a group
+        ((2, 6, 3, 5, 6), 4, dict(padding=(0, 1, 1), groups=2)),
     ],
 )
 @pytest.mark.parametrize("algorithm", [winograd, winograd4])
@@ -365,7 +374,7 @@ def test_winograd_matches_the_direct_algorithm(rng, shape, c_out, kw, algorithm)
     nd = 3 if len(shape) == 5 else 2
     kernel = (1, 3, 3) if nd == 3 else (3, 3)
     x = rng.standard_normal(shape)
-    w = rng.standard_normal((c_out, shape[-nd - 1], *kernel))
+    w = rng.standard_normal((c_out, shape[-nd - 1] // kw.get("groups", 1), *kernel))
     b = rng.standard_normal(c_out)
     gy = rng.standard_normal(getattr(F, f"conv{nd}d")(x, w, b, **kw).shape)
     with _dispatch.forced("direct"):
@@ -383,8 +392,9 @@ def test_winograd_matches_the_direct_algorithm(rng, shape, c_out, kw, algorithm)
     [(1, 1), (10_000, 1), (1 << 30, 1), (1, 1 << 20)],  # one tile row per chunk ... position split
 )
 @pytest.mark.parametrize("algorithm", [winograd, winograd4])
+@pytest.mark.parametrize("groups", [1, 2])
 def test_winograd_work_splits_match_the_direct_algorithm(
-    monkeypatch, rng, chunk_bytes, min_tiles, algorithm
+    monkeypatch, rng, chunk_bytes, min_tiles, algorithm, groups
 ):
     """Chunks of one tile row, of several, one chunk per thread, and the split by ξ.
 
@@ -392,11 +402,12 @@ def test_winograd_work_splits_match_the_direct_algorithm(
     and redo every row's last tile: chunks of several rows, across images,
     check that seam (9 × 10 outputs: 3 × 3 tiles, the last row and column cut).
     """
+    c_out = 5 if groups == 1 else 6
     x = rng.standard_normal((3, 4, 9, 10))
-    w = rng.standard_normal((5, 4, 3, 3))
-    b = rng.standard_normal(5)
-    kw = dict(padding=1, padding_mode="reflect")
-    gy = rng.standard_normal((3, 5, 9, 10))
+    w = rng.standard_normal((c_out, 4 // groups, 3, 3))
+    b = rng.standard_normal(c_out)
+    kw = dict(padding=1, padding_mode="reflect", groups=groups)
+    gy = rng.standard_normal((3, c_out, 9, 10))
     with _dispatch.forced("direct"):
         expected = _all_three(x, w, b, gy, **kw)
     monkeypatch.setattr(winograd, "CHUNK_BYTES", chunk_bytes)
@@ -409,7 +420,8 @@ def test_winograd_work_splits_match_the_direct_algorithm(
 
 @pytest.mark.parametrize("algorithm", [winograd, winograd4])
 @pytest.mark.parametrize("min_tiles", [1, 1 << 20])
-def test_winograd_float32_is_within_1e4_of_float64(monkeypatch, rng, min_tiles, algorithm):
+@pytest.mark.parametrize("groups", [1, 4])
+def test_winograd_float32_is_within_1e4_of_float64(monkeypatch, rng, min_tiles, algorithm, groups):
     """The performance issue's accuracy bar for transform algorithms, on a deep layer.
 
     Measured at this seed: F(2×2) 2-4e-7, F(4×4) 1-3e-6 (its ``G`` and ``Aᵀ``
@@ -417,9 +429,9 @@ def test_winograd_float32_is_within_1e4_of_float64(monkeypatch, rng, min_tiles, 
     """
     monkeypatch.setattr(winograd, "MIN_TILES", min_tiles)
     x = rng.standard_normal((2, 96, 14, 13))
-    w = rng.standard_normal((64, 96, 3, 3)) / 30
+    w = rng.standard_normal((64, 96 // groups, 3, 3)) / 30
     gy = rng.standard_normal((2, 64, 14, 13))
-    kw = dict(padding=1)
+    kw = dict(padding=1, groups=groups)
     with _dispatch.forced("direct"):
         expected = _all_three(x, w, None, gy, **kw)
     x32, w32, gy32 = (a.astype(np.float32) for a in (x, w, gy))
@@ -437,7 +449,7 @@ def test_winograd_applies_to_stride_1_undilated_3x3_only():
     assert winograd.applies(_plan(x3, np.empty((4, 4, 1, 3, 3)), dict(padding=(0, 1, 1))))
     assert not winograd.applies(_plan(x, np.empty((4, 4, 3, 3)), dict(stride=2)))
     assert not winograd.applies(_plan(x, np.empty((4, 4, 3, 3)), dict(dilation=2)))
-    assert not winograd.applies(_plan(x, np.empty((4, 2, 3, 3)), dict(groups=2)))
+    assert winograd.applies(_plan(x, np.empty((4, 2, 3, 3)), dict(groups=2)))
     assert not winograd.applies(_plan(x, np.empty((4, 4, 5, 5)), {}))
     assert not winograd.applies(_plan(x, np.empty((4, 4, 3, 1)), {}))
     assert not winograd.applies(_plan(x3, np.empty((4, 4, 3, 3, 3)), {}))
