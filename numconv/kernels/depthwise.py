@@ -125,7 +125,9 @@ def _flat_correlate(src, dst, offsets, taps, count):  # pragma: no cover
     """dst[q] = Σ_t taps[t] · src[q + offsets[t]] for q < count.
 
     Nine taps (3×3, the usual depthwise filter) run as one pass with every
-    tap in a register; other counts as a pass per tap.
+    tap in a register. Other counts run in blocks of five taps (a 5×5 filter
+    row), then three, then one: each pass loads and stores ``dst`` once for
+    its block, where a pass per tap did so for every tap.
     """
     if offsets.shape[0] == 9:
         o0, o1, o2 = np.uint64(offsets[0]), np.uint64(offsets[1]), np.uint64(offsets[2])
@@ -142,9 +144,27 @@ def _flat_correlate(src, dst, offsets, taps, count):  # pragma: no cover
             )  # fmt: skip
         return
     dst[:count] = 0
-    for t in range(offsets.shape[0]):
-        offset = np.uint64(offsets[t])
-        tap = taps[t]
+    n_taps = offsets.shape[0]
+    t = 0
+    while t + 5 <= n_taps:
+        o0, o1, o2 = np.uint64(offsets[t]), np.uint64(offsets[t + 1]), np.uint64(offsets[t + 2])
+        o3, o4 = np.uint64(offsets[t + 3]), np.uint64(offsets[t + 4])
+        w0, w1, w2, w3, w4 = taps[t], taps[t + 1], taps[t + 2], taps[t + 3], taps[t + 4]
+        for i in range(count):
+            q = np.uint64(i)
+            dst[q] += (w0 * src[q + o0] + w1 * src[q + o1] + w2 * src[q + o2]
+                       + w3 * src[q + o3] + w4 * src[q + o4])  # fmt: skip
+        t += 5
+    if t + 3 <= n_taps:
+        o0, o1, o2 = np.uint64(offsets[t]), np.uint64(offsets[t + 1]), np.uint64(offsets[t + 2])
+        w0, w1, w2 = taps[t], taps[t + 1], taps[t + 2]
+        for i in range(count):
+            q = np.uint64(i)
+            dst[q] += w0 * src[q + o0] + w1 * src[q + o1] + w2 * src[q + o2]
+        t += 3
+    for single in range(t, n_taps):
+        offset = np.uint64(offsets[single])
+        tap = taps[single]
         for i in range(count):
             q = np.uint64(i)
             dst[q] += tap * src[q + offset]
