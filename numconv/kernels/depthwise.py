@@ -288,7 +288,7 @@ def _flat_dots(src, g, offsets, out, count):  # pragma: no cover
     """out[t] = Σ_q src[q + offsets[t]] · g[q] for q < count.
 
     Nine taps share one pass (nine vector partial sums, g loaded once);
-    other counts take a pass per tap.
+    other counts run five taps a pass, then one.
     """
     zero = src.dtype.type(0)
     if offsets.shape[0] == 9:
@@ -311,10 +311,26 @@ def _flat_dots(src, g, offsets, out, count):  # pragma: no cover
         out[0], out[1], out[2], out[3], out[4] = s0, s1, s2, s3, s4
         out[5], out[6], out[7], out[8] = s5, s6, s7, s8
         return
-    for t in range(offsets.shape[0]):
-        offset = np.uint64(offsets[t])
+    n_taps = offsets.shape[0]
+    t = 0
+    while t + 5 <= n_taps:
+        o0, o1, o2 = np.uint64(offsets[t]), np.uint64(offsets[t + 1]), np.uint64(offsets[t + 2])
+        o3, o4 = np.uint64(offsets[t + 3]), np.uint64(offsets[t + 4])
+        s0 = s1 = s2 = s3 = s4 = zero
+        for i in range(count):
+            q = np.uint64(i)
+            gq = g[q]
+            s0 += src[q + o0] * gq
+            s1 += src[q + o1] * gq
+            s2 += src[q + o2] * gq
+            s3 += src[q + o3] * gq
+            s4 += src[q + o4] * gq
+        out[t], out[t + 1], out[t + 2], out[t + 3], out[t + 4] = s0, s1, s2, s3, s4
+        t += 5
+    for single in range(t, n_taps):
+        offset = np.uint64(offsets[single])
         total = zero
         for i in range(count):
             q = np.uint64(i)
             total += src[q + offset] * g[q]
-        out[t] = total
+        out[single] = total
