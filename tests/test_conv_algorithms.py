@@ -248,6 +248,81 @@ def test_masked_depthwise_only_takes_what_it_can():
     assert not _depthwise._masked(_plan(x3, w3, dict(groups=3, padding=1)))  # three deep
 
 
+# Stride 2 along W, even width, zero padding: planes split into even and odd columns.
+SPLIT_DEPTHWISE = [
+    ((2, 5, 8, 10), (3, 3), dict(stride=2, padding=1)),  # 9 taps in one pass
+    ((3, 4, 9, 8), (5, 5), dict(stride=2, padding=2)),  # 25 taps in one pass
+    ((2, 3, 7, 6), (3, 2), dict(stride=(1, 2), padding=((1, 0), (0, 1)))),  # H stride 1
+    ((2, 3, 6, 12), (3, 3), dict(stride=2, padding=(0, 2), dilation=2)),  # every tap in one phase
+    ((1, 3, 5, 6), (2, 3), dict(stride=2, padding=((3, 2), (4, 0)))),  # padding past the window
+    ((3, 2, 14), (1,), dict(stride=2)),  # no tap reads the odd columns
+    ((3, 2, 16), (4,), dict(stride=2, padding=((3, 0),))),  # a pass per tap
+    ((2, 3, 12), (5,), dict(stride=2, padding="same")),
+    ((2, 2, 3, 6, 8), (1, 3, 3), dict(stride=(1, 2, 2), padding=(0, 1, 1))),  # 3-d, one deep
+]
+
+
+@pytest.mark.parametrize("stack_elements", [1, 150, 1 << 20])
+@pytest.mark.parametrize("shape, kernel, kw", SPLIT_DEPTHWISE)
+def test_split_depthwise_matches_the_direct_algorithm(
+    rng, monkeypatch, shape, kernel, kw, stack_elements
+):
+    """One plane a stack, a few (the last stack short), or every plane of a channel."""
+    monkeypatch.setattr(_depthwise, "SPLIT_STACK_ELEMENTS", stack_elements)
+    channels = shape[1]
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((channels, 1, *kernel))
+    b = rng.standard_normal(channels)
+    kw = dict(kw, groups=channels)
+    assert _depthwise._split(_plan(x, w, kw))
+    gy = rng.standard_normal(getattr(F, f"conv{len(kernel)}d")(x, w, b, **kw).shape)
+    with _dispatch.forced("direct"):
+        expected = _all_three(x, w, b, gy, **kw)
+    got = _all_three(x, w, b, gy, **kw)
+    for g, e in zip(got, expected, strict=True):
+        assert_close(g, e, np.float64)
+
+
+@pytest.mark.parametrize("kernel", [(3, 3), (5, 5)])
+def test_split_depthwise_keeps_row_ends_apart(kernel):
+    """Infs at row ends must not reach a neighbouring row's outputs (0 · inf is NaN)."""
+    x = np.ones((1, 2, 7, 8))
+    x[:, :, 2, -1] = np.inf
+    x[:, :, 4, 0] = -np.inf
+    x[:, :, 5, -2] = np.inf
+    w = np.ones((2, 1, *kernel))
+    kw = dict(stride=2, padding=kernel[0] // 2, groups=2)
+    assert _depthwise._split(_plan(x, w, kw))
+    with _dispatch.forced("direct"):
+        expected = F.conv2d(x, w, **kw)
+    got = F.conv2d(x, w, **kw)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    finite = np.isfinite(expected)
+    np.testing.assert_array_equal(got[~finite], expected[~finite])
+    assert_close(got[finite], expected[finite], np.float64)
+
+
+def test_split_depthwise_only_takes_what_it_can():
+    x = np.empty((1, 3, 8, 8))
+    w = np.empty((3, 1, 3, 3))
+    assert _depthwise._split(_plan(x, w, dict(groups=3, padding=1, stride=2)))
+    assert _depthwise._split(_plan(x, w, dict(groups=3, padding=1, stride=(1, 2))))
+    assert not _depthwise._split(_plan(x, w, dict(groups=3, padding=1)))  # stride 1
+    assert not _depthwise._split(_plan(x, w, dict(groups=3, padding=1, stride=(2, 1))))
+    assert not _depthwise._split(_plan(x, w, dict(groups=3, padding=1, stride=3)))
+    assert not _depthwise._split(_plan(x, w, dict(groups=3, padding=1, stride=(3, 2))))
+    reflect = dict(groups=3, padding=1, stride=2, padding_mode="reflect")
+    assert not _depthwise._split(_plan(x, w, reflect))
+    odd = np.empty((1, 3, 8, 9))
+    assert not _depthwise._split(_plan(odd, w, dict(groups=3, padding=1, stride=2)))
+    wide = np.empty((3, 1, 7, 7))
+    assert not _depthwise._split(_plan(x, wide, dict(groups=3, padding=3, stride=2)))
+    x1, w1 = np.empty((1, 3, 8)), np.empty((3, 1, 3))
+    assert not _depthwise._split(_plan(x1, w1, dict(groups=3, padding=4, stride=2)))  # OW > W/2
+    x3, w3 = np.empty((1, 3, 4, 8, 8)), np.empty((3, 1, 3, 3, 3))
+    assert not _depthwise._split(_plan(x3, w3, dict(groups=3, padding=1, stride=(1, 2, 2))))
+
+
 def test_depthwise_does_not_take_channel_multipliers(rng):
     """groups == C_in but C_out = 2·C_in: the depthwise kernels do not apply."""
     x = rng.standard_normal((1, 3, 6, 6))

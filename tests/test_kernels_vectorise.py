@@ -100,14 +100,18 @@ import numpy as np
 import numconv.functional as F
 from numconv.kernels import depthwise as D
 from numconv.kernels import depthwise_masked as M
+from numconv.kernels import depthwise_split as S
 x = np.zeros((1, 2, 6, 6), np.float32)
 w = np.zeros((2, 1, 3, 3), np.float32)
-for mode in ("circular", "zeros"):  # the flat kernels, then the masked ones
-    y = F.conv2d(x, w, padding=1, groups=2, padding_mode=mode)
-    F.conv2d_input_grad(x.shape, w, y, padding=1, groups=2, padding_mode=mode)
-    F.conv2d_weight_grad(x, w.shape, y, padding=1, groups=2, padding_mode=mode)
+# the flat kernels, the masked ones, the split ones
+for mode, stride in (("circular", 1), ("zeros", 1), ("zeros", 2)):
+    kw = dict(padding=1, stride=stride, groups=2, padding_mode=mode)
+    y = F.conv2d(x, w, **kw)
+    F.conv2d_input_grad(x.shape, w, y, **kw)
+    F.conv2d_weight_grad(x, w.shape, y, **kw)
 for kernel in (D.depthwise_forward_flat, D.depthwise_input_grad_flat,
-               D.depthwise_weight_grad_flat, M.masked_forward, M.masked_weight_grad):
+               D.depthwise_weight_grad_flat, M.masked_forward, M.masked_weight_grad,
+               S.split_forward, S.split_input_grad, S.split_weight_grad):
     asm = kernel.inspect_asm(kernel.signatures[0])
     packed = re.findall(r"vfmadd\w*ps\s[^\n]*%(?:ymm|zmm)", asm)
     print(kernel.__name__, len(packed))
@@ -118,7 +122,7 @@ for kernel in (D.depthwise_forward_flat, D.depthwise_input_grad_flat,
     platform.machine() != "x86_64" or not _has_avx2(), reason="checks x86-64 AVX2 assembly"
 )
 def test_depthwise_flat_plane_kernels_are_vectorised():
-    """The stride-1 depthwise kernels' one long loop per plane runs on vectors."""
+    """The depthwise kernels' one long loop per plane (or stack) runs on vectors."""
     counts = _run_probe(DEPTHWISE_PROBE)
     assert set(counts) == {
         "depthwise_forward_flat",
@@ -126,6 +130,9 @@ def test_depthwise_flat_plane_kernels_are_vectorised():
         "depthwise_weight_grad_flat",
         "masked_forward",
         "masked_weight_grad",
+        "split_forward",
+        "split_input_grad",
+        "split_weight_grad",
     }
     for name, count in counts.items():
         assert int(count) > 0, f"{name}: no packed FMA on ymm/zmm registers"

@@ -14,7 +14,11 @@ run: stride-2 layers ran 1.3-3× faster than with strided rows
 zero-padded layers whose rows keep their width (the usual "same" depthwise
 layer) skip the padded copy as well: :mod:`numconv.kernels.depthwise_masked`
 reads the plane in place of its padding and selects zero where a read crosses
-a row end.
+a row end. Zero-padded layers of stride 2 along W on an even width do the
+same on planes split into their even and odd columns
+(:mod:`numconv.kernels.depthwise_split`), one vectorised loop a plane where
+the phased copy went row by row: 2-3× faster on 14² and 28² planes
+(docs/performance.md §24).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from ..kernels.depthwise import (
     depthwise_weight_grad_flat,
 )
 from ..kernels.depthwise_masked import masked_forward, masked_weight_grad
+from ..kernels.depthwise_split import split_forward, split_input_grad, split_weight_grad
 
 NAME = "depthwise"
 
@@ -178,6 +183,82 @@ def _masked_args(plan: ConvPlan, dtype, transposed: bool = False) -> tuple:
     return layout, per_stack, tuple(_buffers(length, dtype) for length in lengths)
 
 
+def _split(plan: ConvPlan) -> bool:
+    """W stride 2 on an even width, H stride 1 or 2, zero padding, a window one deep.
+
+    An output row must fit in its pitch (``OW ≤ sh·W/2``): wider ones (1-d
+    layers padded by more than the window) would run into the next row.
+    Windows up to 5 wide: the masked kernels run wider ones a pass per tap,
+    and 7×7 on 8×64×56² took 2.2 ms forward against 0.97 on phased planes.
+    """
+    return (
+        plan.kernel[2] <= 5
+        and plan.stride[0] == 1
+        and plan.stride[1] in (1, 2)
+        and plan.stride[2] == 2
+        and plan.spatial[2] % 2 == 0
+        and plan.out[2] <= plan.stride[1] * plan.spatial[2] // 2
+        and plan.padding_mode == "zeros"
+        and plan.kernel[0] == 1
+        and plan.pads[0] == (0, 0)
+    )
+
+
+# Planes stacked per parallel item on the split path: up to this many values
+# of split slots (both regions).
+SPLIT_STACK_ELEMENTS = 2048
+
+
+@functools.lru_cache(maxsize=64)
+def _split_layout(plan: ConvPlan, stack_elements: int) -> tuple:
+    """The split kernels' layout (see :mod:`numconv.kernels.depthwise_split`).
+
+    Returns ``(margin, pad_top, rows, region, pitch)``, the taps' ``offsets``
+    (C order), ``keep``, ``per_stack``, the input gradient's ``(lead, spread,
+    phase_offsets, order, phase_bounds)`` and the largest valid count.
+    Cached: the arrays depend on the plan only, and the kernels never write them.
+    """
+    _, kh, kw = plan.kernel
+    _, dh, dw = plan.dilation
+    sh = plan.stride[1]
+    _, height, width = plan.spatial
+    _, oh, ow = plan.out
+    (pad_top, pad_bottom), (pad_left, _) = plan.pads[1], plan.pads[2]
+    half = width // 2
+    rows = -(-(pad_top + height + pad_bottom) // sh) * sh  # whole output rows per slot
+    pitch = sh * half
+    slot = rows * half
+    per_stack = max(1, min(plan.batch * plan.spatial[0], stack_elements // (2 * slot)))
+    b, e = np.indices((kh, kw)).reshape(2, -1)
+    column = e * dw - pad_left  # the input column tap (b, e) reads for ow = 0, halved below
+    phase, shift = column % 2, column // 2
+    margin = max(0, -int(shift.min()))
+    within = margin + b * dh * half + shift  # a tap's offset inside its region
+    count = (per_stack - 1) * slot + (oh - 1) * pitch + ow
+    region = max(margin + per_stack * slot, count + int(within.max()))
+    offsets = np.ascontiguousarray(phase * region + within, dtype=np.int64)
+    q_column = np.arange(count) % pitch
+    keep = (q_column + shift[:kw, None] >= 0) & (q_column + shift[:kw, None] < half)
+    # The input gradient: taps grouped by phase, reading the masked gy copies.
+    order = np.argsort(phase, kind="stable")
+    phase_bounds = np.ascontiguousarray(np.searchsorted(phase[order], [0, 1, 2]), dtype=np.int64)
+    lead = int(within.max())
+    spread = lead + margin + per_stack * slot
+    phase_offsets = np.ascontiguousarray(e[order] * spread + lead - within[order], dtype=np.int64)
+    layout = (margin, pad_top, rows, region, pitch)
+    by_phase = (lead, spread, phase_offsets, order, phase_bounds)
+    return layout, offsets, np.ascontiguousarray(keep), per_stack, by_phase, count
+
+
+def _split_args(plan: ConvPlan):
+    return _split_layout(plan, SPLIT_STACK_ELEMENTS)
+
+
+def _zeroed_buffers(length: int, dtype) -> np.ndarray:
+    """Like :func:`_buffers`, zeroed: for buffers whose padding slots the kernels never write."""
+    return np.zeros((numba.config.NUMBA_NUM_THREADS, length), dtype=dtype)
+
+
 def _buffers(length: int, dtype) -> np.ndarray:
     """One flat buffer per thread Numba may run (get_thread_id() is below this count)."""
     return np.empty((numba.config.NUMBA_NUM_THREADS, length), dtype=dtype)
@@ -200,6 +281,12 @@ def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
         masked_forward(_planes(x5, dtype), *layout, _tap_rows(w5, dtype), bias, y, per_stack,
                        *buffers)  # fmt: skip
         return y
+    if _split(plan):
+        layout, offsets, keep, per_stack, _, count = _split_args(plan)
+        split_forward(_planes(x5, dtype), *layout, offsets, keep, _tap_rows(w5, dtype), bias, y,
+                      per_stack, _zeroed_buffers(2 * layout[3], dtype),
+                      _buffers(count, dtype))  # fmt: skip
+        return y
     layout, offsets, _, scratch, rows = _flat_args(plan, dtype)
     depthwise_forward_flat(_planes(x5, dtype), *layout, offsets, _tap_rows(w5, dtype), bias, y,
                            scratch, rows)  # fmt: skip
@@ -214,6 +301,14 @@ def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
         turned = _tap_rows(w5[..., ::-1, ::-1], dtype)
         masked_forward(_planes(gy5, dtype), *layout, turned, np.zeros(plan.in_channels, dtype),
                        gx, per_stack, *buffers)  # fmt: skip
+        return gx
+    if _split(plan):
+        layout, _, keep, per_stack, by_phase, _ = _split_args(plan)
+        lead, spread, phase_offsets, order, phase_bounds = by_phase
+        taps = np.ascontiguousarray(_tap_rows(w5, dtype)[:, order])
+        split_input_grad(_planes(gy5, dtype), *layout, keep, lead, spread, phase_offsets,
+                         phase_bounds, taps, gx, per_stack, _buffers(2 * layout[3], dtype),
+                         _zeroed_buffers(keep.shape[0] * spread, dtype))  # fmt: skip
         return gx
     layout, _, (order, phase_offsets, phase_bounds), scratch, rows = _flat_args(plan, dtype)
     taps = np.ascontiguousarray(_tap_rows(w5, dtype)[:, order])
@@ -230,6 +325,14 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
         masked_weight_grad(_planes(x5, dtype), *layout, _planes(gy5, dtype), sums, per_stack,
                            *buffers)  # fmt: skip
         # Summed over the stacks in a fixed order: deterministic at any thread count.
+        return sums.sum(axis=1).reshape(plan.in_channels, 1, *plan.kernel)
+    if _split(plan):
+        layout, offsets, keep, per_stack, _, count = _split_args(plan)
+        stacks = -(-plan.batch * plan.spatial[0] // per_stack)
+        sums = np.empty((plan.in_channels, stacks, math.prod(plan.kernel)), dtype=dtype)
+        split_weight_grad(_planes(x5, dtype), *layout, offsets, keep, _planes(gy5, dtype), sums,
+                          per_stack, _zeroed_buffers(2 * layout[3], dtype),
+                          _zeroed_buffers(count, dtype))  # fmt: skip
         return sums.sum(axis=1).reshape(plan.in_channels, 1, *plan.kernel)
     partial = np.empty((plan.batch, plan.in_channels, *plan.kernel), dtype=dtype)
     layout, offsets, _, scratch, rows = _flat_args(plan, dtype)

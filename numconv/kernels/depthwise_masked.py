@@ -318,8 +318,6 @@ def masked_weight_grad(x, pad_left, pad_top, rows, offsets, keep, gy, partial, p
     """
     n_batch, c_n, d_n, _, w_n = x.shape
     oh_n = gy.shape[3]
-    kw = keep.shape[0]
-    n_taps = offsets.shape[0]
     planes = n_batch * d_n
     stacks = -(-planes // per_stack)
     for item in prange(c_n * stacks):
@@ -333,18 +331,26 @@ def masked_weight_grad(x, pad_left, pad_top, rows, offsets, keep, gy, partial, p
         else:
             g = results[thread]
             _stack_planes(gy, c, first, last, g, 0, 0, rows)
-        out = partial[c, item % stacks]
-        if n_taps == 9 and kw == 3:
-            _nine_masked_dots(buf, g, offsets, keep, out, count)
-            continue
-        for t in range(n_taps):
-            offset = np.uint64(offsets[t])
-            column = keep[t % kw]
-            total = x.dtype.type(0)
-            for i in range(count):
-                q = np.uint64(i)
-                total += (buf[q + offset] if column[q] else x.dtype.type(0)) * g[q]
-            out[t] = total
+        _masked_dots(buf, g, offsets, keep, partial[c, item % stacks], count)
+
+
+@njit(inline="always", **REDUCTION_OPTIONS)
+def _masked_dots(src, g, offsets, keep, out, count):  # pragma: no cover
+    """out[t] = Σ_q (src[q + offsets[t]] if keep[t % KW, q] else 0) · g[q] for q < count."""
+    kw = keep.shape[0]
+    n_taps = offsets.shape[0]
+    if n_taps == 9 and kw == 3:
+        _nine_masked_dots(src, g, offsets, keep, out, count)
+        return
+    zero = src.dtype.type(0)
+    for t in range(n_taps):
+        offset = np.uint64(offsets[t])
+        column = keep[t % kw]
+        total = zero
+        for i in range(count):
+            q = np.uint64(i)
+            total += (src[q + offset] if column[q] else zero) * g[q]
+        out[t] = total
 
 
 @njit(inline="always", **REDUCTION_OPTIONS)
