@@ -197,45 +197,6 @@ MASKED_DEPTHWISE = [
 ]
 
 
-@pytest.mark.parametrize("stack_elements", [1, 150, 1 << 20])
-@pytest.mark.parametrize("shape, kernel, kw", MASKED_DEPTHWISE)
-def test_masked_depthwise_matches_the_direct_algorithm(
-    rng, monkeypatch, shape, kernel, kw, stack_elements
-):
-    """One plane a stack, a few (the last stack short), or every plane of a channel."""
-    monkeypatch.setattr(_depthwise, "STACK_ELEMENTS", stack_elements)
-    channels = shape[1]
-    x = rng.standard_normal(shape)
-    w = rng.standard_normal((channels, 1, *kernel))
-    b = rng.standard_normal(channels)
-    kw = dict(kw, groups=channels)
-    assert _depthwise._masked(_plan(x, w, kw))
-    gy = rng.standard_normal(getattr(F, f"conv{len(kernel)}d")(x, w, b, **kw).shape)
-    with _dispatch.forced("direct"):
-        expected = _all_three(x, w, b, gy, **kw)
-    got = _all_three(x, w, b, gy, **kw)
-    for g, e in zip(got, expected, strict=True):
-        assert_close(g, e, np.float64)
-
-
-@pytest.mark.parametrize("kernel", [(3, 3), (5, 5)])
-def test_masked_depthwise_keeps_row_ends_apart(kernel):
-    """An inf at one row's end must not reach the next row's start (0 · inf is NaN)."""
-    x = np.ones((1, 2, 5, 6))
-    x[:, :, 2, -1] = np.inf
-    x[:, :, 3, 0] = -np.inf
-    w = np.ones((2, 1, *kernel))
-    kw = dict(padding=kernel[0] // 2, groups=2)
-    assert _depthwise._masked(_plan(x, w, kw))
-    with _dispatch.forced("direct"):
-        expected = F.conv2d(x, w, **kw)
-    got = F.conv2d(x, w, **kw)
-    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
-    finite = np.isfinite(expected)
-    np.testing.assert_array_equal(got[~finite], expected[~finite])
-    assert_close(got[finite], expected[finite], np.float64)
-
-
 def test_masked_depthwise_only_takes_what_it_can():
     x = np.empty((1, 3, 8, 8))
     w = np.empty((3, 1, 3, 3))
@@ -262,46 +223,6 @@ SPLIT_DEPTHWISE = [
 ]
 
 
-@pytest.mark.parametrize("stack_elements", [1, 150, 1 << 20])
-@pytest.mark.parametrize("shape, kernel, kw", SPLIT_DEPTHWISE)
-def test_split_depthwise_matches_the_direct_algorithm(
-    rng, monkeypatch, shape, kernel, kw, stack_elements
-):
-    """One plane a stack, a few (the last stack short), or every plane of a channel."""
-    monkeypatch.setattr(_depthwise, "SPLIT_STACK_ELEMENTS", stack_elements)
-    channels = shape[1]
-    x = rng.standard_normal(shape)
-    w = rng.standard_normal((channels, 1, *kernel))
-    b = rng.standard_normal(channels)
-    kw = dict(kw, groups=channels)
-    assert _depthwise._split(_plan(x, w, kw))
-    gy = rng.standard_normal(getattr(F, f"conv{len(kernel)}d")(x, w, b, **kw).shape)
-    with _dispatch.forced("direct"):
-        expected = _all_three(x, w, b, gy, **kw)
-    got = _all_three(x, w, b, gy, **kw)
-    for g, e in zip(got, expected, strict=True):
-        assert_close(g, e, np.float64)
-
-
-@pytest.mark.parametrize("kernel", [(3, 3), (5, 5)])
-def test_split_depthwise_keeps_row_ends_apart(kernel):
-    """Infs at row ends must not reach a neighbouring row's outputs (0 · inf is NaN)."""
-    x = np.ones((1, 2, 7, 8))
-    x[:, :, 2, -1] = np.inf
-    x[:, :, 4, 0] = -np.inf
-    x[:, :, 5, -2] = np.inf
-    w = np.ones((2, 1, *kernel))
-    kw = dict(stride=2, padding=kernel[0] // 2, groups=2)
-    assert _depthwise._split(_plan(x, w, kw))
-    with _dispatch.forced("direct"):
-        expected = F.conv2d(x, w, **kw)
-    got = F.conv2d(x, w, **kw)
-    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
-    finite = np.isfinite(expected)
-    np.testing.assert_array_equal(got[~finite], expected[~finite])
-    assert_close(got[finite], expected[finite], np.float64)
-
-
 def test_split_depthwise_only_takes_what_it_can():
     x = np.empty((1, 3, 8, 8))
     w = np.empty((3, 1, 3, 3))
@@ -321,6 +242,59 @@ def test_split_depthwise_only_takes_what_it_can():
     assert not _depthwise._split(_plan(x1, w1, dict(groups=3, padding=4, stride=2)))  # OW > W/2
     x3, w3 = np.empty((1, 3, 4, 8, 8)), np.empty((3, 1, 3, 3, 3))
     assert not _depthwise._split(_plan(x3, w3, dict(groups=3, padding=1, stride=(1, 2, 2))))
+
+
+# The stacked depthwise paths: each one's predicate and its stack size's name.
+STACKED_PATHS = {
+    "masked": (_depthwise._masked, "STACK_ELEMENTS"),
+    "split": (_depthwise._split, "SPLIT_STACK_ELEMENTS"),
+}
+
+
+@pytest.mark.parametrize("stack_elements", [1, 150, 1 << 20])
+@pytest.mark.parametrize(
+    "path, shape, kernel, kw",
+    [("masked", *case) for case in MASKED_DEPTHWISE]
+    + [("split", *case) for case in SPLIT_DEPTHWISE],
+)
+def test_stacked_depthwise_matches_the_direct_algorithm(
+    rng, monkeypatch, path, shape, kernel, kw, stack_elements
+):
+    """One plane a stack, a few (the last stack short), or every plane of a channel."""
+    takes, stack_name = STACKED_PATHS[path]
+    monkeypatch.setattr(_depthwise, stack_name, stack_elements)
+    channels = shape[1]
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((channels, 1, *kernel))
+    b = rng.standard_normal(channels)
+    kw = dict(kw, groups=channels)
+    assert takes(_plan(x, w, kw))
+    gy = rng.standard_normal(getattr(F, f"conv{len(kernel)}d")(x, w, b, **kw).shape)
+    with _dispatch.forced("direct"):
+        expected = _all_three(x, w, b, gy, **kw)
+    got = _all_three(x, w, b, gy, **kw)
+    for g, e in zip(got, expected, strict=True):
+        assert_close(g, e, np.float64)
+
+
+@pytest.mark.parametrize("path, stride", [("masked", 1), ("split", 2)])
+@pytest.mark.parametrize("kernel", [(3, 3), (5, 5)])
+def test_stacked_depthwise_keeps_row_ends_apart(path, stride, kernel):
+    """Infs at row ends must not reach a neighbouring row's outputs (0 · inf is NaN)."""
+    x = np.ones((1, 2, 7, 8))
+    x[:, :, 2, -1] = np.inf
+    x[:, :, 4, 0] = -np.inf
+    x[:, :, 5, -2] = np.inf
+    w = np.ones((2, 1, *kernel))
+    kw = dict(stride=stride, padding=kernel[0] // 2, groups=2)
+    assert STACKED_PATHS[path][0](_plan(x, w, kw))
+    with _dispatch.forced("direct"):
+        expected = F.conv2d(x, w, **kw)
+    got = F.conv2d(x, w, **kw)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    finite = np.isfinite(expected)
+    np.testing.assert_array_equal(got[~finite], expected[~finite])
+    assert_close(got[finite], expected[finite], np.float64)
 
 
 def test_depthwise_does_not_take_channel_multipliers(rng):
