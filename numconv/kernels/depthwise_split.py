@@ -24,8 +24,9 @@ Every plane of one channel (all images, all depth slices) has the same
 filter, so a parallel item stacks a few of them, each in a *slot* of ``rows``
 split rows (``pt`` zero rows, the plane's ``H``, zero rows up to a multiple of
 ``sh``), in both regions. Each region starts with ``margin`` zeros so that a
-negative shift stays in bounds. The buffers are allocated zeroed per call and
-the kernels write only the planes' rows, so the padding rows stay zero.
+negative shift stays in bounds. The split-plane buffers are allocated zeroed
+per call and the kernels write only the planes' rows, so the padding rows
+stay zero (the input gradient's buffer is written whole, so it is not).
 
 Only windows one deep with no depth padding: each depth slice of a 3-d input
 is a plane of its own.
