@@ -303,12 +303,12 @@ def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
                        gx, per_stack, *buffers)  # fmt: skip
         return gx
     if _split(plan):
-        layout, _, keep, per_stack, by_phase, _ = _split_args(plan)
+        layout, _, keep, per_stack, by_phase, count = _split_args(plan)
         lead, spread, phase_offsets, order, phase_bounds = by_phase
         taps = np.ascontiguousarray(_tap_rows(w5, dtype)[:, order])
         split_input_grad(_planes(gy5, dtype), *layout, keep, lead, spread, phase_offsets,
                          phase_bounds, taps, gx, per_stack, _buffers(2 * layout[3], dtype),
-                         _zeroed_buffers(keep.shape[0] * spread, dtype))  # fmt: skip
+                         _zeroed_buffers(keep.shape[0] * spread + count, dtype))  # fmt: skip
         return gx
     layout, _, (order, phase_offsets, phase_bounds), scratch, rows = _flat_args(plan, dtype)
     taps = np.ascontiguousarray(_tap_rows(w5, dtype)[:, order])

@@ -84,12 +84,8 @@ def _merge_stack(buf, dst, c, first, last, margin, pad_top, rows, region):  # pr
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _place_outputs(g, c, first, last, buf, lead, slot, pitch, keep):  # pragma: no cover
-    """buf[lead + q] = g[plane j, oh, ow] where keep[q], else 0, at q = j·slot + oh·pitch + ow.
-
-    The junk slots between are not written: they stay zero.
-    """
-    zero = buf.dtype.type(0)
+def _place_outputs(g, c, first, last, buf, slot, pitch):  # pragma: no cover
+    """buf[j·slot + oh·pitch + ow] = g[plane j, oh, ow]; the junk slots between are untouched."""
     _, _, d_n, oh_n, ow_n = g.shape
     for j in range(last - first):
         n = (first + j) // d_n
@@ -98,8 +94,23 @@ def _place_outputs(g, c, first, last, buf, lead, slot, pitch, keep):  # pragma: 
             start = np.uint64(j * slot + oh * pitch)
             g_row = g[n, c, d, oh]
             for ow in range(ow_n):
-                q = start + np.uint64(ow)
-                buf[np.uint64(lead) + q] = g_row[np.uint64(ow)] if keep[q] else zero
+                buf[start + np.uint64(ow)] = g_row[np.uint64(ow)]
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _masked_copies(placed, count, keep, copies, lead, spread):  # pragma: no cover
+    """copies[e·spread + lead + q] = placed[q] where keep[e, q], else 0, for q < count.
+
+    One flat loop per window column over the placed output gradient, rather
+    than placing it row by row once per column.
+    """
+    zero = placed.dtype.type(0)
+    for e in range(keep.shape[0]):
+        column = keep[e]
+        start = np.uint64(e * spread + lead)
+        for i in range(count):
+            q = np.uint64(i)
+            copies[start + q] = placed[q] if column[q] else zero
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -157,11 +168,13 @@ def split_input_grad(gy, margin, pad_top, rows, region, pitch, keep, lead, sprea
     of phase ``P`` only, so ``region_P[v] = Σ_t taps[t] · G_e(t)[v − within_t]``
     over those taps, where ``G_e`` is gy at its flat slots with zero wherever
     ``keep[e]`` is false or the slot is junk. ``placed[thread]`` holds the
-    ``G_e`` one after another, ``spread`` values apart, each ``lead`` in; the
+    ``G_e`` one after another, ``spread`` values apart, each ``lead`` in, then
+    gy at its flat slots (``count_max`` values) from which they are made; the
     taps come grouped by phase (``phase_bounds``), ``phase_offsets[t] =
     e·spread + lead − within_t``. Each region is then a flat correlation.
     """
     n_batch, c_n, d_n, _, w_n = gx.shape
+    oh_n, ow_n = gy.shape[3], gy.shape[4]
     slot = rows * (w_n // 2)
     kw = keep.shape[0]
     planes = n_batch * d_n
@@ -170,9 +183,10 @@ def split_input_grad(gy, margin, pad_top, rows, region, pitch, keep, lead, sprea
         c, first, last = _stack_range(item, stacks, planes, per_stack)
         thread = numba.get_thread_id()
         buf, g = buffers[thread], placed[thread]
-        for e in range(kw):
-            _place_outputs(gy, c, first, last, g[e * spread : (e + 1) * spread], lead, slot, pitch,
-                           keep[e])  # fmt: skip
+        plain = g[kw * spread :]  # gy at its flat slots, zero in the junk ones
+        _place_outputs(gy, c, first, last, plain, slot, pitch)
+        count = _valid_count(last - first, slot, pitch, oh_n, ow_n)
+        _masked_copies(plain, count, keep, g, lead, spread)
         extent = margin + (last - first) * slot
         for phase in range(2):
             lo, hi = phase_bounds[phase], phase_bounds[phase + 1]
@@ -197,12 +211,11 @@ def split_weight_grad(x, margin, pad_top, rows, region, pitch, offsets, keep, gy
     slot = rows * (w_n // 2)
     planes = n_batch * d_n
     stacks = -(-planes // per_stack)
-    everywhere = np.ones(placed.shape[1], dtype=np.bool_)
     for item in prange(c_n * stacks):
         c, first, last = _stack_range(item, stacks, planes, per_stack)
         thread = numba.get_thread_id()
         buf, g = buffers[thread], placed[thread]
         _split_stack(x, c, first, last, buf, margin, pad_top, rows, region)
-        _place_outputs(gy, c, first, last, g, 0, slot, pitch, everywhere)
+        _place_outputs(gy, c, first, last, g, slot, pitch)
         count = _valid_count(last - first, slot, pitch, oh_n, ow_n)
         _masked_dots(buf, g, offsets, keep, partial[c, item % stacks], count)
