@@ -46,6 +46,7 @@ from collections.abc import Callable
 import numba
 import numpy as np
 
+from .. import _workspace
 from .._padding import pad_adjoint_channels_last, source_indices
 from .._params import ConvPlan, kernel_array
 from ..kernels import winograd as f2_kernels
@@ -131,7 +132,7 @@ def _padded_source(a5, pads, mode: str, tiles_hw, tiling: Tiling, dtype) -> np.n
         # Already whole tiles (polyphase's stacked phases): the kernels only
         # read the source, so no copy (dilated3x3 forward ~1 ms).
         return kernel_array(a5, shape, dtype)
-    src = np.zeros(shape, dtype=dtype)
+    src = _workspace.scratch("winograd.source", shape, dtype)
     if mode == "zeros":
         rows = slice(max(top, 0), min(top + h, shape[3]))
         cols = slice(max(left, 0), min(left + w, shape[4]))
@@ -139,10 +140,21 @@ def _padded_source(a5, pads, mode: str, tiles_hw, tiling: Tiling, dtype) -> np.n
             ..., rows.start - top : rows.stop - top, cols.start - left : cols.stop - left
         ]
     else:
-        rows = source_indices(h, top, bottom, mode)
-        cols = source_indices(w, left, right, mode)
-        src[:, :, :, : h + top + bottom, : w + left + right] = a5[:, :, :, rows][..., cols]
+        rows = slice(0, h + top + bottom)
+        cols = slice(0, w + left + right)
+        indices_h = source_indices(h, top, bottom, mode)
+        indices_w = source_indices(w, left, right, mode)
+        src[..., rows, cols] = a5[:, :, :, indices_h][..., indices_w]
+    _zero_outside(src, rows, cols)
     return src
+
+
+def _zero_outside(a: np.ndarray, rows: slice, cols: slice) -> None:
+    """Zero ``a`` outside ``[rows, cols]`` of its last two axes (the frame a copy left)."""
+    a[..., : rows.start, :] = 0
+    a[..., rows.stop :, :] = 0
+    a[..., rows, : cols.start] = 0
+    a[..., rows, cols.stop :] = 0
 
 
 def _whole_tiles(gy5, tiles_hw, tiling: Tiling, dtype) -> np.ndarray:
@@ -151,8 +163,10 @@ def _whole_tiles(gy5, tiles_hw, tiling: Tiling, dtype) -> np.ndarray:
     shape = (*gy5.shape[:3], m * tiles_hw[0], m * tiles_hw[1])
     if gy5.shape == shape:
         return np.ascontiguousarray(gy5, dtype=dtype)
-    gy = np.zeros(shape, dtype=dtype)
-    gy[..., : gy5.shape[3], : gy5.shape[4]] = gy5
+    gy = _workspace.scratch("winograd.gradient", shape, dtype)
+    rows, cols = slice(0, gy5.shape[3]), slice(0, gy5.shape[4])
+    gy[..., rows, cols] = gy5
+    _zero_outside(gy, rows, cols)
     return gy
 
 
@@ -218,8 +232,10 @@ def _chunk_buffers(c: int, k: int, chunk: int, tiles_w: int, positions: int, dty
     and the ``(positions, k, T)`` products (or their gradient) of ``rows`` tile
     rows, both C-contiguous.
     """
-    v_buffer = np.empty(positions * c * chunk * tiles_w, dtype=dtype)
-    m_buffer = np.empty(positions * k * chunk * tiles_w, dtype=dtype)
+    # Kept between calls: fresh buffers on the worker threads cost a page
+    # fault per 4 KiB on every call (see numconv._workspace).
+    v_buffer = _workspace.scratch("winograd.tiles", (positions * c * chunk * tiles_w,), dtype)
+    m_buffer = _workspace.scratch("winograd.products", (positions * k * chunk * tiles_w,), dtype)
 
     def views(rows: int):
         tiles = rows * tiles_w
@@ -244,11 +260,14 @@ def _split_by_position(total_rows: int, tiles_w: int) -> bool:
     return total_rows * tiles_w < MIN_TILES * numba.get_num_threads()
 
 
-def _convolve(src, u, bias, tiles_hw, tiling: Tiling, dtype) -> np.ndarray:
+def _convolve(src, u, bias, tiles_hw, tiling: Tiling, dtype, size) -> np.ndarray:
     """Valid 3×3 correlation of ``src`` (padded by :func:`_padded_source`) with ``U``.
 
     ``u`` is ``(positions, G, K/G, C/G)``: each group's transformed filters.
-    Returns ``(N, K, D, m·tiles_h, m·tiles_w)``; the caller cuts off the overhang.
+    Returns ``(N, K, D, *size)``, a fresh array: the first ``size`` rows and
+    columns of the ``m·tiles_h × m·tiles_w`` result. When the tiles overhang
+    ``size``, the whole result goes to scratch and only the cut is copied
+    out, so an odd-sized layer allocates one output, not two.
     """
     n, c, d = src.shape[:3]
     groups = u.shape[1]
@@ -256,14 +275,16 @@ def _convolve(src, u, bias, tiles_hw, tiling: Tiling, dtype) -> np.ndarray:
     tiles_h, tiles_w = tiles_hw
     m, positions = tiling.size, tiling.positions
     input_tiles, output_tiles = tiling.input_tiles, tiling.output_tiles
-    dst = np.empty((n, k, d, m * tiles_h, m * tiles_w), dtype=dtype)
+    shape = (n, k, d, m * tiles_h, m * tiles_w)
+    whole = shape[3:] == tuple(size)
+    dst = np.empty(shape, dtype) if whole else _workspace.scratch("winograd.output", shape, dtype)
     bias = np.zeros(k, dtype) if bias is None else np.ascontiguousarray(bias, dtype=dtype)
     total_rows = n * d * tiles_h
     chunk = _chunk_rows(c, k, tiles_w, tiling, dtype)
 
     if _split_by_position(total_rows, tiles_w):
-        v = np.empty((positions, c, total_rows * tiles_w), dtype=dtype)
-        prod = np.empty((positions, k, total_rows * tiles_w), dtype=dtype)
+        v = _workspace.scratch("winograd.tiles", (positions, c, total_rows * tiles_w), dtype)
+        prod = _workspace.scratch("winograd.products", (positions, k, total_rows * tiles_w), dtype)
         rows = thread_parts(total_rows)
         run_parts(lambda b: input_tiles(src, v, b[0], b[1] - b[0], tiles_h, b[0] * tiles_w), rows)
         run_parts(
@@ -278,7 +299,7 @@ def _convolve(src, u, bias, tiles_hw, tiling: Tiling, dtype) -> np.ndarray:
             lambda b: output_tiles(prod, bias, dst, b[0], b[1] - b[0], tiles_h, b[0] * tiles_w),
             rows,
         )
-        return dst
+        return dst if whole else np.ascontiguousarray(dst[..., : size[0], : size[1]])
 
     def part(bounds):  # writes only its own tile rows
         lo, hi = bounds
@@ -291,7 +312,7 @@ def _convolve(src, u, bias, tiles_hw, tiling: Tiling, dtype) -> np.ndarray:
             output_tiles(prod, bias, dst, row0, rows, tiles_h, 0)
 
     run_parts(part, thread_parts(total_rows))
-    return dst
+    return dst if whole else np.ascontiguousarray(dst[..., : size[0], : size[1]])
 
 
 def forward_tiled(tiling: Tiling, plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
@@ -299,8 +320,7 @@ def forward_tiled(tiling: Tiling, plan: ConvPlan, x5, w5, bias, dtype) -> np.nda
     tiles_hw = _tiles(plan.out, tiling)
     src = _padded_source(x5, plan.pads[1:], plan.padding_mode, tiles_hw, tiling, dtype)
     u = _grouped(_filter_transform(w5, tiling, dtype), plan.groups)
-    y = _convolve(src, u, bias, tiles_hw, tiling, dtype)
-    return y[..., : plan.out[1], : plan.out[2]]
+    return _convolve(src, u, bias, tiles_hw, tiling, dtype, plan.out[1:])
 
 
 def input_grad_tiled(tiling: Tiling, plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
@@ -316,12 +336,11 @@ def input_grad_tiled(tiling: Tiling, plan: ConvPlan, w5, gy5, dtype) -> np.ndarr
         tiles_hw = _tiles(plan.spatial, tiling)
         pads = ((2 - top, 2 - bottom), (2 - left, 2 - right))
         src = _padded_source(gy5, pads, "zeros", tiles_hw, tiling, dtype)
-        gx = _convolve(src, u, None, tiles_hw, tiling, dtype)
-        return gx[..., : plan.spatial[1], : plan.spatial[2]]
+        return _convolve(src, u, None, tiles_hw, tiling, dtype, plan.spatial[1:])
     padded = plan.padded
     tiles_hw = _tiles(padded, tiling)
     src = _padded_source(gy5, ((2, 2), (2, 2)), "zeros", tiles_hw, tiling, dtype)
-    gxp = _convolve(src, u, None, tiles_hw, tiling, dtype)[..., : padded[1], : padded[2]]
+    gxp = _convolve(src, u, None, tiles_hw, tiling, dtype, padded[1:])
     return pad_adjoint_channels_last(
         gxp.transpose(0, 2, 3, 4, 1), plan.spatial, plan.pads, plan.padding_mode
     )
@@ -341,8 +360,8 @@ def weight_grad_tiled(tiling: Tiling, plan: ConvPlan, x5, gy5, dtype) -> np.ndar
     chunk = _chunk_rows(c, k, tiles_w, tiling, dtype)
 
     if _split_by_position(total_rows, tiles_w):
-        v = np.empty((positions, c, total_rows * tiles_w), dtype=dtype)
-        dm = np.empty((positions, k, total_rows * tiles_w), dtype=dtype)
+        v = _workspace.scratch("winograd.tiles", (positions, c, total_rows * tiles_w), dtype)
+        dm = _workspace.scratch("winograd.products", (positions, k, total_rows * tiles_w), dtype)
 
         def transform(bounds):
             lo, hi = bounds
