@@ -71,9 +71,13 @@ def test_release_drops_the_slots_of_every_thread():
     assert not np.shares_memory(seen[0], seen[1])
 
 
+# The algorithms that take scratch slots.
+SCRATCH_USERS = ["winograd", "winograd4", "gemm", "planar_gemm"]
+
 # Shapes that reach every scratch user: Winograd with tiles overhanging the
 # output (odd sizes), with whole tiles, with a padding frame, in reflect mode,
-# with groups; and the split of Winograd's work by position (one image of 2×2).
+# with groups; the split of Winograd's work by position (one image of 2×2),
+# and one image, where the GEMMs' input gradients add per-part partial sums.
 LAYERS = [
     ((2, 4, 9, 11), 6, dict(padding=1)),
     ((2, 4, 8, 8), 6, dict(padding=1)),
@@ -99,7 +103,7 @@ def _arrays(rng, shape, c_out, kw):
     return x, w, b, rng.standard_normal(y.shape)
 
 
-@pytest.mark.parametrize("algorithm", ["winograd", "winograd4"])
+@pytest.mark.parametrize("algorithm", SCRATCH_USERS)
 @pytest.mark.parametrize("shape, c_out, kw", LAYERS)
 def test_results_do_not_depend_on_what_scratch_held(monkeypatch, rng, algorithm, shape, c_out,
                                                     kw):  # fmt: skip
@@ -121,7 +125,7 @@ def test_results_do_not_depend_on_what_scratch_held(monkeypatch, rng, algorithm,
         assert_close(g, e, np.float64)
 
 
-@pytest.mark.parametrize("algorithm", ["winograd", "winograd4"])
+@pytest.mark.parametrize("algorithm", SCRATCH_USERS)
 @pytest.mark.parametrize("shape, c_out, kw", LAYERS)
 def test_results_are_not_scratch(rng, algorithm, shape, c_out, kw):
     """A second call on other data leaves the first call's results as they were."""

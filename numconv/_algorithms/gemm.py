@@ -39,6 +39,7 @@ import numba
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+from .. import _workspace
 from .._padding import pad_adjoint_channels_last, pad_channels_last
 from .._params import ConvPlan
 from ..kernels.columns import gather_columns, scatter_columns
@@ -138,8 +139,10 @@ def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
     tile_rows = _tile_rows(plan, dtype, x5.size)
 
     def part(bounds):  # writes only its own output rows
-        scratch = np.empty((tile_rows * ow, taps_cgi), dtype=dtype)
-        product = np.empty((tile_rows * ow if groups > 1 else 0, cgo), dtype=dtype)
+        scratch = _workspace.scratch("gemm.columns", (tile_rows * ow, taps_cgi), dtype)
+        product = _workspace.scratch(
+            "gemm.product", (tile_rows * ow if groups > 1 else 0, cgo), dtype
+        )
         for row0, rows in _tiles(*bounds, tile_rows):
             cols, p0, p1 = scratch[: rows * ow], row0 * ow, (row0 + rows) * ow
             for g in range(groups):
@@ -173,8 +176,9 @@ def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
     gxp = np.zeros(shape, dtype=dtype)
 
     def part(bounds):
-        target = gxp if shared or bounds[0] == 0 else np.zeros(shape, dtype=dtype)
-        cols_all = np.empty((tile_rows * ow, taps_cgi), dtype=dtype)
+        own = shared or bounds[0] == 0
+        target = gxp if own else _workspace.zeroed("gemm.partial", shape, dtype)
+        cols_all = _workspace.scratch("gemm.columns", (tile_rows * ow, taps_cgi), dtype)
         for row0, rows in _tiles(*bounds, tile_rows):
             cols, p0, p1 = cols_all[: rows * ow], row0 * ow, (row0 + rows) * ow
             for g in range(groups):
@@ -199,8 +203,8 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
 
     def part(bounds):  # every output row feeds every weight: one partial sum per part
         gw = np.zeros((groups, taps_cgi, cgo), dtype=dtype)
-        product = np.empty((taps_cgi, cgo), dtype=dtype)
-        scratch = np.empty((tile_rows * ow, taps_cgi), dtype=dtype)
+        product = _workspace.scratch("gemm.product", (taps_cgi, cgo), dtype)
+        scratch = _workspace.scratch("gemm.columns", (tile_rows * ow, taps_cgi), dtype)
         for row0, rows in _tiles(*bounds, tile_rows):
             cols, p0, p1 = scratch[: rows * ow], row0 * ow, (row0 + rows) * ow
             for g in range(groups):

@@ -31,6 +31,7 @@ import math
 import numba
 import numpy as np
 
+from .. import _workspace
 from .._padding import pad_adjoint_channels_last, pad_channels_first
 from .._params import ConvPlan
 from ..kernels.planar_columns import gather_planar, scatter_planar
@@ -133,7 +134,7 @@ def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
     scratch_size = max(_columns_size(t, groups * depth) for t in tiles)
 
     def part(items):  # writes only its own output tiles
-        scratch = np.empty(scratch_size, dtype=dtype)
+        scratch = _workspace.scratch("planar_gemm.columns", (scratch_size,), dtype)
         for n0, n1, p0, p1 in items:
             cols = _columns(scratch, groups, depth, (n0, n1, p0, p1))
             gather_planar(xp, cols.reshape(n1 - n0, -1, p1 - p0), n0, p0, *_geometry(plan))
@@ -161,8 +162,9 @@ def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
     gxp = np.zeros(shape, dtype=dtype)
 
     def part(items):
-        target = gxp if shared or items is parts[0] else np.zeros(shape, dtype=dtype)
-        scratch = np.empty(scratch_size, dtype=dtype)
+        own = shared or items is parts[0]
+        target = gxp if own else _workspace.zeroed("planar_gemm.partial", shape, dtype)
+        scratch = _workspace.scratch("planar_gemm.columns", (scratch_size,), dtype)
         for n0, n1, p0, p1 in items:
             cols = _columns(scratch, groups, depth, (n0, n1, p0, p1))
             np.matmul(wm.transpose(0, 2, 1), gy4[n0:n1, :, :, p0:p1], out=cols)
@@ -192,8 +194,9 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
     # GFLOP/s for 5×5 over 32 channels), the same multiply-adds.
     def part(items):  # every position feeds every weight: one partial sum per part
         gwt = np.zeros((groups, depth, cgo), dtype=dtype)
-        products = np.empty((most_images, groups, depth, cgo), dtype=dtype)
-        scratch = np.empty(scratch_size, dtype=dtype)
+        products_shape = (most_images, groups, depth, cgo)
+        products = _workspace.scratch("planar_gemm.products", products_shape, dtype)
+        scratch = _workspace.scratch("planar_gemm.columns", (scratch_size,), dtype)
         for n0, n1, p0, p1 in items:
             cols = _columns(scratch, groups, depth, (n0, n1, p0, p1))
             gather_planar(xp, cols.reshape(n1 - n0, -1, p1 - p0), n0, p0, *_geometry(plan))
