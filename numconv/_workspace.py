@@ -4,9 +4,9 @@ Why: a large temporary allocated and freed on every call does not keep its
 memory. glibc hands blocks above its mmap threshold back to the system when
 they are freed, and shrinks a worker thread's arena when its top is free, so
 the next call's temporaries of the same size are fresh pages: the kernel
-zeroes each 4 KiB page on its first touch, one page fault apiece. Winograd's
-chunk buffers on the worker threads cost g8_3x3's forward about 2,400 faults
-a call that way (``docs/performance.md`` §25).
+zeroes each 4 KiB page on its first touch, one page fault apiece. g8_3x3's
+forward took 2,250-2,970 faults a call that way, most of them in Winograd's
+chunk buffers on the worker threads (``docs/performance.md`` §25).
 
 A scratch slot keeps its memory instead. Each (thread, slot name) holds one
 buffer, grown to the largest request it has seen, and hands out views of it:
