@@ -18,8 +18,9 @@ def release_scratch() -> None:
     transformed tiles, the GEMMs' column tiles) keep them per thread from one
     call to the next, so a training loop does not pay a page fault per 4 KiB
     of fresh memory on every call. The memory kept is each temporary's
-    largest size so far, for each thread that ran a convolution. Call this to give it back, e.g. after
-    a run of unusually large layers; later calls allocate it anew.
+    largest size so far, for each thread that ran a convolution. Call this
+    to give it back, e.g. after a run of unusually large layers; later calls
+    allocate it anew.
 
     The calling thread's scratch is freed at once, other threads' the next
     time they run a convolution.
