@@ -67,6 +67,7 @@ GEMMS = [(gemm, "gather_columns"), (planar_gemm, "gather_planar")]
         ((3, 4, 7, 9), 6, (3, 3), dict(stride=1, padding=1)),
         ((1, 4, 7, 9), 6, (3, 3), dict(stride=1, padding=1)),  # one image: split positions
         ((7, 2, 6, 7), 16, (3, 3), dict(padding=1)),  # planar: several images per tile
+        ((6, 4, 5, 6), 6, (3, 3), dict(stride=2, padding=1, groups=2)),  # ... and groups
         ((2, 4, 9, 8), 6, (3, 2), dict(stride=(2, 1), padding=(1, 0), dilation=2, groups=2)),
         ((2, 2, 5, 6, 7), 4, (2, 3, 2), dict(stride=(1, 2, 1), padding=1, groups=2)),
         ((2, 3, 13), 4, (5,), dict(stride=3, padding="same", padding_mode="circular")),

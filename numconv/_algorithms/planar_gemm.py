@@ -34,7 +34,7 @@ import numpy as np
 from .. import _workspace
 from .._padding import pad_adjoint_channels_last, pad_channels_first
 from .._params import ConvPlan
-from ..kernels.planar_columns import gather_planar, scatter_planar
+from ..kernels.planar_columns import gather_planar, gather_planar_by_row, scatter_planar
 from .gemm import run_parts, split_range
 
 NAME = "planar_gemm"
@@ -187,22 +187,37 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
     depth = _depth(plan) // groups
     tiles = _tiles(plan, dtype, x5.size)
     scratch_size = max(_columns_size(t, groups * depth) for t in tiles)
-    most_images = max(n1 - n0 for n0, n1, _, _ in tiles)
+    gradient_size = max(_columns_size(t, groups * cgo) for t in tiles)
 
-    # Transposed, (depth × cgo) = cols @ gy_tileᵀ: OpenBLAS ran this 1.2-1.9x
-    # faster than gy_tile @ colsᵀ on the suite's shapes (e.g. 97 against 77
+    # A tile's columns hold its images side by side, (G·depth, images, m), so
+    # one product per tile sums over all its images: per-image products
+    # summed afterwards cost more (docs/performance.md §26). Transposed,
+    # (depth × cgo) = cols @ gy_tileᵀ: OpenBLAS ran this 1.2-1.9x faster
+    # than gy_tile @ colsᵀ on the suite's shapes (e.g. 97 against 77
     # GFLOP/s for 5×5 over 32 channels), the same multiply-adds.
     def part(items):  # every position feeds every weight: one partial sum per part
-        gwt = np.zeros((groups, depth, cgo), dtype=dtype)
-        products_shape = (most_images, groups, depth, cgo)
-        products = _workspace.scratch("planar_gemm.products", products_shape, dtype)
+        gwt = None
+        product = _workspace.scratch("planar_gemm.products", (groups, depth, cgo), dtype)
         scratch = _workspace.scratch("planar_gemm.columns", (scratch_size,), dtype)
+        stacked = _workspace.scratch("planar_gemm.gradient", (gradient_size,), dtype)
         for n0, n1, p0, p1 in items:
-            cols = _columns(scratch, groups, depth, (n0, n1, p0, p1))
-            gather_planar(xp, cols.reshape(n1 - n0, -1, p1 - p0), n0, p0, *_geometry(plan))
-            product = products[: n1 - n0]
-            np.matmul(cols, gy4[n0:n1, :, :, p0:p1].transpose(0, 1, 3, 2), out=product)
-            gwt += product[0] if n1 - n0 == 1 else product.sum(axis=0)
+            images, m = n1 - n0, p1 - p0
+            cols = scratch[: _columns_size((n0, n1, p0, p1), groups * depth)]
+            gather_planar_by_row(
+                xp, cols.reshape(groups * depth, images, m), n0, p0, *_geometry(plan)
+            )
+            gy_tile = _side_by_side(gy4[n0:n1, :, :, p0:p1], stacked)
+            # The first tile's product is the part's sum (a fresh array, the
+            # part's result); later ones go through scratch and are added.
+            result = np.matmul(
+                cols.reshape(groups, depth, images * m),
+                gy_tile.transpose(0, 2, 1),
+                out=None if gwt is None else product,
+            )
+            if gwt is None:
+                gwt = result
+            else:
+                gwt += result
         return gwt
 
     partials = run_parts(part, _parts(tiles, whole_images=False))
@@ -210,6 +225,18 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
     for partial in partials[1:]:
         gwt += partial
     return gwt.transpose(0, 2, 1).reshape(plan.weight5)
+
+
+def _side_by_side(gy_tile: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """``(images, G, cgo, m)`` -> ``(G, cgo, images·m)``, columns in
+    :func:`gather_planar_by_row`'s order: a view for one image, else a copy
+    into ``scratch``."""
+    images, groups, cgo, m = gy_tile.shape
+    if images == 1:
+        return gy_tile[0]
+    stacked = scratch[: gy_tile.size].reshape(groups, cgo, images, m)
+    np.copyto(stacked, gy_tile.transpose(1, 2, 0, 3))
+    return stacked.reshape(groups, cgo, images * m)
 
 
 def _columns_size(tile, rows: int) -> int:

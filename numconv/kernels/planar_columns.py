@@ -37,21 +37,27 @@ def _window_value(r, kernel):  # pragma: no cover
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _move_runs(image, cols, n0, p0, kernel, stride, dilation, out, add_back):  # pragma: no cover
+def _move_runs(
+    image, cols, n0, p0, kernel, stride, dilation, out, add_back, rows_outer
+):  # pragma: no cover
     """Copy ``image`` runs into ``cols`` (gather), or add ``cols`` back into them.
 
     One walk for both directions: ``add_back`` is constant per call, so the
-    compiler splits the loops on it.
+    compiler splits the loops on it. ``cols`` is ``(images, rows, m)``, or
+    ``(rows, images, m)`` with ``rows_outer``.
     """
     sd, sh, sw = stride
     dd, dh, dw = dilation
     _, oh_n, ow_n = out
-    images, rows, m = cols.shape
+    if rows_outer:
+        rows, images, m = cols.shape
+    else:
+        images, rows, m = cols.shape
     for i in range(images):
         for r in range(rows):
             ci, kd, kh, kw = _window_value(r, kernel)
             plane = image[n0 + i, ci]
-            col = cols[i, r]
+            col = cols[r, i] if rows_outer else cols[i, r]
             # Step through the output rows the tile covers: no division per run.
             od, oh, ow = p0 // (oh_n * ow_n), (p0 // ow_n) % oh_n, p0 % ow_n
             j = 0
@@ -82,7 +88,18 @@ def _move_runs(image, cols, n0, p0, kernel, stride, dilation, out, add_back):  #
 @njit(**KERNEL_OPTIONS)
 def gather_planar(xp, cols, n0, p0, kernel, stride, dilation, out):  # pragma: no cover
     """Fill ``cols`` (``images × C_in·taps × m``) from the padded input ``xp``."""
-    _move_runs(xp, cols, n0, p0, kernel, stride, dilation, out, False)
+    _move_runs(xp, cols, n0, p0, kernel, stride, dilation, out, False, False)
+
+
+@njit(**KERNEL_OPTIONS)
+def gather_planar_by_row(xp, cols, n0, p0, kernel, stride, dilation, out):  # pragma: no cover
+    """:func:`gather_planar` into ``(C_in·taps, images, m)`` columns.
+
+    Each row then holds the tile's images side by side, so one product over
+    ``images·m`` columns sums a weight gradient over all of them (BLAS adds
+    over its inner dimension; per-image products would need adding up).
+    """
+    _move_runs(xp, cols, n0, p0, kernel, stride, dilation, out, False, True)
 
 
 @njit(**KERNEL_OPTIONS)
@@ -93,4 +110,4 @@ def scatter_planar(cols, gxp, n0, p0, kernel, stride, dilation, out):  # pragma:
     so the adds of a row never collide; rows are added in order, so the result
     is deterministic.
     """
-    _move_runs(gxp, cols, n0, p0, kernel, stride, dilation, out, True)
+    _move_runs(gxp, cols, n0, p0, kernel, stride, dilation, out, True, False)
