@@ -97,13 +97,19 @@ def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
 def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
     x3 = _subsampled(plan, x5, dtype)
     gy3 = np.ascontiguousarray(gy5, dtype=dtype).reshape(plan.batch, plan.out_channels, -1)
-    shape = (plan.out_channels, plan.in_channels)
+    # OpenBLAS ran these products 13-21% faster with the larger channel count
+    # as the rows of the result (one core; 256 -> 64 channels over 28²: 92
+    # against 76 GFLOP/s as x @ gyᵀ; 64 -> 256: 91 against 76 as gy @ xᵀ), so
+    # the sum is kept as gWᵀ when there are more input channels.
+    transposed = plan.in_channels > plan.out_channels
+    left, right = (x3, gy3) if transposed else (gy3, x3)
+    shape = (left.shape[1], right.shape[1])
 
     def part(share):  # every position feeds every weight: one partial sum per part
         images, columns = share
         total, product = np.zeros(shape, dtype=dtype), np.empty(shape, dtype=dtype)
         for n in images:
-            np.matmul(gy3[n, :, columns], x3[n, :, columns].T, out=product)
+            np.matmul(left[n, :, columns], right[n, :, columns].T, out=product)
             total += product
         return total
 
@@ -111,4 +117,6 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
     total = partials[0]
     for partial in partials[1:]:
         total += partial
-    return total.reshape(*shape, 1, 1, 1)
+    if transposed:
+        total = np.ascontiguousarray(total.T)
+    return total.reshape(plan.out_channels, plan.in_channels, 1, 1, 1)
