@@ -8,10 +8,11 @@ whole-tile sources). A negative ``top`` or ``left`` crops ``a`` instead.
 NumPy did this as a strided copy and then four frame assignments, serial: the
 frame's columns are runs of one or two values per row, about 20 ns each
 (1.1 ms to zero the frames of dilated3x3's input-gradient source, 64·32
-planes). The kernel is serial and releases the GIL; the algorithms run one
-range of planes per worker thread (:func:`numconv._algorithms.gemm.run_parts`)
-rather than a ``prange`` loop, whose OpenMP workers would keep spinning into
-the products that follow (see :mod:`numconv.kernels.phases`).
+planes). The kernel is serial and releases the GIL. The Winograd algorithms
+call it on the calling thread for all planes: two threads gained nothing
+(the copy is bound by the L3 and memory), and a ``prange`` loop's OpenMP
+workers would keep spinning into the products that follow (see
+:mod:`numconv.kernels.phases`).
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from .._config import KERNEL_OPTIONS
 def pad_planes(a, dst, top, left, lo, hi):  # pragma: no cover
     """``dst[n, c, d] = `` ``a[n, c, d]`` at offset ``(top, left)``, zeros elsewhere.
 
-    ``a`` is ``(N, C, D, h, w)`` and ``dst`` ``(N, C, D, H, W)``, both
-    C-contiguous; planes ``(n, c, d)`` are numbered row-major and the call
-    writes planes ``lo`` to ``hi - 1``. No validation: the caller's shapes
+    ``a`` is ``(N, C, D, h, w)``, C-contiguous or a strided view (a second
+    signature), and ``dst`` a C-contiguous ``(N, C, D, H, W)``; planes
+    ``(n, c, d)`` are numbered row-major and the call writes planes ``lo``
+    to ``hi - 1``. No validation: the caller's shapes
     keep every index in bounds.
     """
     _, channels, depth, h, w = a.shape
