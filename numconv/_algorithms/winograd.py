@@ -41,7 +41,6 @@ layers, where the GEMM algorithm gets 0.8e-7 to 3.8e-7.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 
 import numba
@@ -169,8 +168,8 @@ def _whole_tiles(gy5, tiles_hw, tiling: Tiling, dtype) -> np.ndarray:
 def _pad_zeros(a5, dst, top: int, left: int, dtype) -> None:
     """``dst`` = ``a5`` placed at ``(top, left)`` of every plane, zeros around it.
 
-    One pass of :func:`~numconv.kernels.padding.pad_planes`, on the calling
-    thread: splitting the planes between two threads gained nothing (0.23
+    One pass of :func:`~numconv.kernels.padding.pad_planes` over every
+    plane, on the calling thread: splitting them between two threads gained nothing (0.23
     against 0.23 ms on 8×64×56², L3-bound) and costs a hand-off that small
     layers feel (docs/performance.md §26).
     """
@@ -179,7 +178,7 @@ def _pad_zeros(a5, dst, top: int, left: int, dtype) -> None:
     # A strided view (depth slices pass depth ranges of their padded copy) is
     # read in place, a second kernel signature: copying it first cost more
     # than the padding (1.47 against 1.13 ms on video3d's 2×32×16×56²).
-    pad_planes(a5, dst, top, left, 0, math.prod(a5.shape[:3]))
+    pad_planes(a5, dst, top, left)
 
 
 def _filter_transform(w5, tiling: Tiling, dtype, flip: bool = False) -> np.ndarray:
