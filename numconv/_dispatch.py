@@ -74,6 +74,7 @@ from ._algorithms import (
     polyphase,
     tap_sums,
     winograd,
+    winograd3d,
     winograd4,
 )
 from ._params import ConvPlan
@@ -87,6 +88,7 @@ ALGORITHMS = {
         pointwise,
         winograd,
         winograd4,
+        winograd3d,
         polyphase,
         depth_slices,
         planar_gemm,
@@ -117,7 +119,7 @@ def select(op: str, plan: ConvPlan, dtype):
     if polyphase.applies(plan) and _winograd_suits(polyphase.undilated(plan)):
         return polyphase
     if depth_slices.applies(plan) and _winograd_suits(depth_slices.one_deep(plan)):
-        return depth_slices
+        return winograd3d if winograd3d.applies(plan) else depth_slices
     if plan.flops >= PLANAR_MIN_FLOPS:
         if op != "input_grad" and _tap_sums_suit(plan):
             return tap_sums

@@ -36,6 +36,7 @@ CONV_ALGORITHMS = [
     "pointwise",
     "winograd",
     "winograd4",
+    "winograd3d",
     "polyphase",
     "depth_slices",
     "planar_gemm",

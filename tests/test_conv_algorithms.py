@@ -20,7 +20,7 @@ from naive import conv as naive_conv
 import numconv.functional as F
 from numconv import _dispatch
 from numconv._algorithms import depthwise as _depthwise
-from numconv._algorithms import gemm, planar_gemm, tap_sums, winograd, winograd4
+from numconv._algorithms import gemm, planar_gemm, tap_sums, winograd, winograd3d, winograd4
 from numconv._algorithms import pointwise as _pointwise
 
 
@@ -388,7 +388,14 @@ def test_pointwise_needs_one_group_and_no_padding(rng):
             {"planar_gemm", "tap_sums"},
         ),
         ((8, 64, 56, 56), (64, 64, 5, 5), dict(padding=4, dilation=2), {"planar_gemm", "tap_sums"}),
-        ((2, 32, 16, 56, 56), (32, 32, 3, 3, 3), dict(padding=1), {"depth_slices"}),
+        ((2, 32, 16, 56, 56), (32, 32, 3, 3, 3), dict(padding=1), {"winograd3d"}),
+        ((2, 32, 16, 56, 56), (32, 16, 3, 3, 3), dict(padding=1, groups=2), {"depth_slices"}),
+        (
+            (2, 32, 16, 56, 56),
+            (32, 32, 3, 3, 3),
+            dict(padding=1, padding_mode="reflect"),
+            {"depth_slices"},
+        ),
         ((2, 32, 16, 56, 56), (32, 32, 3, 3, 3), dict(padding=1, stride=2), {"planar_gemm"}),
     ],
 )
@@ -606,6 +613,98 @@ def test_depth_slices_match_the_direct_algorithm(rng, shape, c_out, kernel, kw, 
     gy = rng.standard_normal(F.conv3d(x, w, b, **kw).shape)
     assert _dispatch.ALGORITHMS["depth_slices"].applies(_plan(x, w, kw))
     _assert_matches_direct("depth_slices", x, w, b, gy, **kw)
+
+
+WINOGRAD3D_SHAPES = [
+    ((2, 3, 5, 6, 7), 4, (3, 3, 3), dict(padding=1)),
+    ((1, 4, 7, 5, 6), 2, (2, 3, 3), dict(padding=((1, 0), (1, 1), (0, 2)))),  # per side
+    ((2, 3, 6, 9, 10), 5, (3, 3, 3), dict(padding=(3, 0, 1))),  # depth pad > 2: crops gy
+    ((1, 2, 4, 4, 4), 3, (4, 3, 3), dict(padding=(0, 2, 1))),  # four deep, valid in depth
+    ((3, 2, 3, 5, 5), 2, (2, 3, 3), dict(padding="same")),
+    ((3, 5, 6, 6), 2, (2, 3, 3), dict(padding=1)),  # unbatched
+]
+
+
+@pytest.mark.parametrize("shape, c_out, kernel, kw", WINOGRAD3D_SHAPES)
+@pytest.mark.parametrize("tiling", [winograd.F2, winograd4.F4])
+@pytest.mark.parametrize("chunk_bytes", [1, 1 << 30])  # KD − 1 planes a chunk ... all
+def test_winograd3d_matches_the_direct_algorithm(
+    monkeypatch, rng, shape, c_out, kernel, kw, tiling, chunk_bytes
+):
+    monkeypatch.setattr(winograd3d, "_tiling", lambda plan, dtype: tiling)
+    monkeypatch.setattr(winograd3d, "CHUNK_BYTES", chunk_bytes)
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((c_out, shape[-4], *kernel))
+    b = rng.standard_normal(c_out)
+    gy = rng.standard_normal(F.conv3d(x, w, b, **kw).shape)
+    if x.ndim == 5:
+        assert winograd3d.applies(_plan(x, w, kw))
+    _assert_matches_direct("winograd3d", x, w, b, gy, **kw)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_winograd3d_float32_is_within_1e4_of_float64(rng, threads):
+    """Parts that split an image's planes (3 images of 5 planes on 2 threads), in float32."""
+    x = rng.standard_normal((3, 24, 5, 13, 14))
+    w = rng.standard_normal((16, 24, 3, 3, 3)) / 30
+    gy = rng.standard_normal((3, 16, 5, 13, 14))
+    kw = dict(padding=1)
+    with _dispatch.forced("direct"):
+        expected = _all_three(x, w, None, gy, **kw)
+    x32, w32, gy32 = (a.astype(np.float32) for a in (x, w, gy))
+    previous = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        with _dispatch.forced("winograd3d"):
+            got = _all_three(x32, w32, None, gy32, **kw)
+    finally:
+        numba.set_num_threads(previous)
+    for g, e in zip(got, expected, strict=True):
+        assert g.dtype == np.float32
+        err = np.linalg.norm(g - e) / np.linalg.norm(e)
+        assert err < 1e-4, err
+
+
+@pytest.mark.parametrize(
+    "w_shape, kw, applies",
+    [
+        ((4, 4, 3, 3, 3), dict(padding=1), True),
+        ((4, 4, 1, 3, 3), dict(padding=(0, 1, 1)), False),  # one deep: plain Winograd
+        ((4, 2, 3, 3, 3), dict(padding=1, groups=2), False),
+        ((4, 4, 3, 3, 3), dict(padding=(2, 1, 1), dilation=(2, 1, 1)), False),
+        ((4, 4, 3, 3, 3), dict(padding=1, padding_mode="reflect"), False),
+        ((4, 4, 3, 3, 3), dict(padding=1, stride=(2, 1, 1)), False),
+        ((4, 4, 3, 5, 5), dict(padding=1), False),
+    ],
+)
+def test_winograd3d_takes_one_group_zero_padded_undilated_layers(w_shape, kw, applies):
+    assert winograd3d.applies(_plan(np.empty((1, 4, 6, 8, 8)), np.empty(w_shape), kw)) == applies
+
+
+@pytest.mark.parametrize(
+    "a_shape, dst_shape, offsets",
+    [
+        ((2, 3, 4, 5, 6), (2, 3, 6, 8, 9), (0, 1, 1, 2)),  # depth padded at both ends
+        ((2, 4, 3, 5, 6), (2, 6, 3, 7, 8), (2, 0, 1, 1)),  # depth-major: the shift on axis 1
+        ((1, 2, 5, 6, 7), (1, 2, 3, 4, 4), (0, -1, -1, -2)),  # crops on every axis
+        ((1, 1, 2, 3, 3), (1, 1, 5, 3, 3), (0, 3, 0, 0)),  # planes past the source: zeros
+    ],
+)
+@pytest.mark.parametrize("strided", [False, True])
+def test_pad_planes_places_planes_at_any_offset(rng, a_shape, dst_shape, offsets, strided):
+    from numconv.kernels.padding import pad_planes
+
+    a = rng.standard_normal(a_shape).astype(np.float32)
+    if strided:  # a strided view, read in place
+        a = np.ascontiguousarray(a.transpose(0, 2, 1, 3, 4)).transpose(0, 2, 1, 3, 4)
+    expected = np.zeros(dst_shape, np.float32)
+    for index in np.ndindex(*dst_shape):
+        source = tuple(i - s for i, s in zip(index[1:], offsets, strict=True))
+        if all(0 <= i < n for i, n in zip(source, a_shape[1:], strict=True)):
+            expected[index] = a[(index[0], *source)]
+    dst = np.full(dst_shape, np.nan, np.float32)
+    pad_planes(a, dst, *offsets)
+    np.testing.assert_array_equal(dst, expected)
 
 
 TAP_SUMS_SHAPES = [

@@ -178,7 +178,7 @@ def _pad_zeros(a5, dst, top: int, left: int, dtype) -> None:
     # A strided view (depth slices pass depth ranges of their padded copy) is
     # read in place, a second kernel signature: copying it first cost more
     # than the padding (1.47 against 1.13 ms on video3d's 2×32×16×56²).
-    pad_planes(a5, dst, top, left)
+    pad_planes(a5, dst, 0, 0, top, left)
 
 
 def _filter_transform(w5, tiling: Tiling, dtype, flip: bool = False) -> np.ndarray:

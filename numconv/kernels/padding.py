@@ -3,7 +3,10 @@
 ``pad_planes`` writes every plane of a padded array ``dst`` from ``a``: row
 ``r`` of a plane is ``a``'s row ``r - top`` placed at column ``left``, and
 zeros wherever ``a`` has no value (the frame, and the end of whole-tile
-sources). A negative ``top`` or ``left`` crops ``a`` instead.
+sources). A negative ``top`` or ``left`` crops ``a`` instead. Whole planes
+can be shifted the same way along the two plane axes after the batch (depth
+padding, in either the channel-first or the depth-major layout), and planes
+with no source are zeros.
 
 NumPy did this as a strided copy and then four frame assignments, serial: the
 frame's columns are runs of one or two values per row, about 20 ns each
@@ -24,21 +27,30 @@ from .._config import KERNEL_OPTIONS
 
 
 @njit(**KERNEL_OPTIONS)
-def pad_planes(a, dst, top, left):  # pragma: no cover
-    """``dst[n, c, d] = `` ``a[n, c, d]`` at offset ``(top, left)``, zeros elsewhere.
+def pad_planes(a, dst, ahead1, ahead2, top, left):  # pragma: no cover
+    """``dst[n, i, j]`` = ``a[n, i - ahead1, j - ahead2]`` at ``(top, left)``, zeros elsewhere.
 
-    ``a`` is ``(N, C, D, h, w)``, C-contiguous or a strided view (a second
-    signature), and ``dst`` a C-contiguous ``(N, C, D, H, W)``. No
+    ``a`` is ``(N, A1, A2, h, w)``, C-contiguous or a strided view (a second
+    signature), and ``dst`` a C-contiguous ``(N, B1, B2, H, W)``; a plane of
+    ``dst`` whose source index falls outside ``a`` is all zeros. No
     validation: the caller's shapes keep every index in bounds.
     """
-    batch, channels, depth, h, w = a.shape
-    height, width = dst.shape[3], dst.shape[4]
+    batch, size1, size2, h, w = a.shape
+    planes1, planes2, height, width = dst.shape[1:]
     r0, r1 = max(top, 0), min(top + h, height)
     c0, c1 = max(left, 0), max(min(left + w, width), max(left, 0))
     # Unsigned indices: no negative-index wrap code in the loops.
     shift, first, copied = np.uint64(c0 - left), np.uint64(c0), np.uint64(c1 - c0)
-    for n, c, d in np.ndindex(batch, channels, depth):
-        source, target = a[n, c, d], dst[n, c, d]
+    for n, i, j in np.ndindex(batch, planes1, planes2):
+        target = dst[n, i, j]
+        i_source, j_source = i - ahead1, j - ahead2
+        if not (0 <= i_source < size1 and 0 <= j_source < size2):
+            for r in range(height):
+                row = target[r]
+                for q in range(width):
+                    row[q] = 0
+            continue
+        source = a[n, i_source, j_source]
         for r in range(height):
             row = target[r]
             if r < r0 or r >= r1:
