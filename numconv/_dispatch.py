@@ -28,7 +28,11 @@ The rule, from measurements recorded in ``docs/performance.md``:
 - stride-1 dilated convolutions whose phases (see ``polyphase``) Winograd
   would take -> ``polyphase``: the same undilated layers on sub-grids;
 - 3-d kernels more than one deep whose one-deep slices Winograd would take
-  -> ``depth_slices``: a sum of 1×3×3 layers over kernel depth;
+  -> ``winograd3d`` (one transform of each plane for every kernel depth) for
+  one-group, zero-padded layers undilated in depth: it took about half the
+  depth slices' time on video3d's three ops (17-21 against 31-42 ms) and
+  1.25-2.07× less on three other 3-d shapes (``docs/performance.md`` §27);
+  the others -> ``depth_slices``: a sum of 1×3×3 layers over kernel depth;
 - calls of at least :data:`PLANAR_MIN_FLOPS` direct-equivalent FLOPs ->
   ``planar_gemm``: im2col tiles and BLAS in the caller's layout. It beat the
   channels-last ``gemm`` on every suite layer and on 8 of 10 other shapes

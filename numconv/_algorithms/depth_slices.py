@@ -12,8 +12,11 @@ convolution with a ``1×KH×KW`` kernel of the input's depths
 
 The one-deep problems keep the H and W padding and go back through the
 dispatch, so a 3×3×3 layer runs as three Winograd 1×3×3 layers (2.25× fewer
-multiplications than the direct algorithm). The sums run in slice order:
-deterministic. The cost is one depth-padded copy of the input, and each
+multiplications than the direct algorithm). One-group, zero-padded layers
+undilated in depth go to :mod:`numconv._algorithms.winograd3d` instead,
+which transforms each plane once rather than once per kernel depth; this
+module keeps the grouped, depth-dilated and reflect/circular-padded ones.
+The sums run in slice order: deterministic. The cost is one depth-padded copy of the input, and each
 slice's input copied by the inner algorithm as it copies any input.
 """
 
