@@ -47,10 +47,9 @@ import numba
 import numpy as np
 
 from .. import _workspace
-from .._padding import pad_adjoint_channels_last, source_indices
+from .._padding import pad_adjoint_channels_last, place_planes, source_indices
 from .._params import ConvPlan, kernel_array
 from ..kernels import winograd as f2_kernels
-from ..kernels.padding import pad_planes
 from .gemm import run_parts, thread_parts
 
 NAME = "winograd"
@@ -135,7 +134,7 @@ def _padded_source(a5, pads, mode: str, tiles_hw, tiling: Tiling, dtype) -> np.n
         return kernel_array(a5, shape, dtype)
     src = _workspace.scratch("winograd.source", shape, dtype)
     if mode == "zeros":
-        _pad_zeros(a5, src, top, left, dtype)
+        place_planes(a5, src, (0, 0, top, left), dtype)
         return src
     rows = slice(0, h + top + bottom)
     cols = slice(0, w + left + right)
@@ -161,24 +160,8 @@ def _whole_tiles(gy5, tiles_hw, tiling: Tiling, dtype) -> np.ndarray:
     if gy5.shape == shape:
         return np.ascontiguousarray(gy5, dtype=dtype)
     gy = _workspace.scratch("winograd.gradient", shape, dtype)
-    _pad_zeros(gy5, gy, 0, 0, dtype)
+    place_planes(gy5, gy, (0, 0, 0, 0), dtype)
     return gy
-
-
-def _pad_zeros(a5, dst, top: int, left: int, dtype) -> None:
-    """``dst`` = ``a5`` placed at ``(top, left)`` of every plane, zeros around it.
-
-    One pass of :func:`~numconv.kernels.padding.pad_planes` over every
-    plane, on the calling thread: splitting them between two threads gained nothing (0.23
-    against 0.23 ms on 8×64×56², L3-bound) and costs a hand-off that small
-    layers feel (docs/performance.md §26).
-    """
-    if not (a5.dtype == dtype and a5.flags.writeable):
-        a5 = kernel_array(a5, a5.shape, dtype)
-    # A strided view (depth slices pass depth ranges of their padded copy) is
-    # read in place, a second kernel signature: copying it first cost more
-    # than the padding (1.47 against 1.13 ms on video3d's 2×32×16×56²).
-    pad_planes(a5, dst, 0, 0, top, left)
 
 
 def _filter_transform(w5, tiling: Tiling, dtype, flip: bool = False) -> np.ndarray:

@@ -39,8 +39,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _workspace
-from .._params import ConvPlan, kernel_array
-from ..kernels.padding import pad_planes
+from .._padding import place_planes
+from .._params import ConvPlan
 from . import winograd, winograd4
 from .common import select_inner
 from .depth_slices import one_deep
@@ -85,15 +85,13 @@ def _source(a5, depth_major: bool, depth: int, pads, tiles_hw, tiling, dtype) ->
     n, c = a5.shape[:2]
     m = tiling.size
     plane = (m * tiles_hw[0] + 2, m * tiles_hw[1] + 2)
-    if not (a5.dtype == dtype and a5.flags.writeable):
-        a5 = kernel_array(a5, a5.shape, dtype)
     front, top, left = pads
     if depth_major:
         src = _workspace.scratch("winograd3d.source", (n, depth, c, *plane), dtype)
-        pad_planes(a5.transpose(0, 2, 1, 3, 4), src, front, 0, top, left)
+        place_planes(a5.transpose(0, 2, 1, 3, 4), src, (front, 0, top, left), dtype)
     else:
         src = _workspace.scratch("winograd3d.source", (n, c, depth, *plane), dtype)
-        pad_planes(a5, src, 0, front, top, left)
+        place_planes(a5, src, (0, front, top, left), dtype)
     return src
 
 
