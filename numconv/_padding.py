@@ -1,4 +1,5 @@
-"""Padding modes and their adjoints, on the channels-last layout the kernels use.
+"""Padding modes and their adjoints, on the channels-last layout the kernels use
+(and zero padding of channel-first arrays, plane by plane).
 
 Every mode is described by one map per spatial axis: padded position ``j`` reads
 input position ``source[j]`` (or nothing, ``-1``, for zero padding). The forward

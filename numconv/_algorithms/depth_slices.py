@@ -16,8 +16,9 @@ multiplications than the direct algorithm). One-group, zero-padded layers
 undilated in depth go to :mod:`numconv._algorithms.winograd3d` instead,
 which transforms each plane once rather than once per kernel depth; this
 module keeps the grouped, depth-dilated and reflect/circular-padded ones.
-The sums run in slice order: deterministic. The cost is one depth-padded copy of the input, and each
-slice's input copied by the inner algorithm as it copies any input.
+The sums run in slice order: deterministic. The cost is one depth-padded
+copy of the input, and each slice's input copied by the inner algorithm as
+it copies any input.
 """
 
 from __future__ import annotations
