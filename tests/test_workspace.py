@@ -71,7 +71,7 @@ def test_release_drops_the_slots_of_every_thread():
     assert not np.shares_memory(seen[0], seen[1])
 
 
-# The algorithms that take scratch slots.
+# The 2-d algorithms that take scratch slots (the 3-d Winograd's layers are below).
 SCRATCH_USERS = ["winograd", "winograd4", "gemm", "planar_gemm"]
 
 # Shapes that reach every scratch user: Winograd with tiles overhanging the
@@ -86,25 +86,40 @@ LAYERS = [
     ((1, 3, 4, 4), 5, dict(padding=3)),
 ]
 
+# The 3-d Winograd's slots (padded sources in both layouts, tiles, products,
+# cut outputs): tiles overhanging the output, whole tiles with depth padding
+# at both ends, and depth padding beyond the window that crops the gradient.
+LAYERS_3D = [
+    ((2, 3, 4, 9, 11), 4, dict(padding=1)),
+    ((1, 4, 3, 8, 8), 2, dict(padding=(1, 1, 1))),
+    ((2, 2, 5, 6, 7), 3, dict(padding=(3, 0, 1))),
+]
+
+CASES = [
+    *((algorithm, *layer) for algorithm in SCRATCH_USERS for layer in LAYERS),
+    *(("winograd3d", *layer) for layer in LAYERS_3D),
+]
+
 
 def _ops(x, w, b, gy, kw):
+    nd = x.ndim - 2
     return (
-        F.conv2d(x, w, b, **kw),
-        F.conv2d_input_grad(x.shape, w, gy, **kw),
-        F.conv2d_weight_grad(x, w.shape, gy, **kw),
+        getattr(F, f"conv{nd}d")(x, w, b, **kw),
+        getattr(F, f"conv{nd}d_input_grad")(x.shape, w, gy, **kw),
+        getattr(F, f"conv{nd}d_weight_grad")(x, w.shape, gy, **kw),
     )
 
 
 def _arrays(rng, shape, c_out, kw):
     x = rng.standard_normal(shape)
-    w = rng.standard_normal((c_out, shape[1] // kw.get("groups", 1), 3, 3))
+    kernel = (3,) * (len(shape) - 2)
+    w = rng.standard_normal((c_out, shape[1] // kw.get("groups", 1), *kernel))
     b = rng.standard_normal(c_out)
-    y = F.conv2d(x, w, b, **kw)
+    y = getattr(F, f"conv{len(kernel)}d")(x, w, b, **kw)
     return x, w, b, rng.standard_normal(y.shape)
 
 
-@pytest.mark.parametrize("algorithm", SCRATCH_USERS)
-@pytest.mark.parametrize("shape, c_out, kw", LAYERS)
+@pytest.mark.parametrize("algorithm, shape, c_out, kw", CASES)
 def test_results_do_not_depend_on_what_scratch_held(monkeypatch, rng, algorithm, shape, c_out,
                                                     kw):  # fmt: skip
     """Every slot handed out full of NaN: the results are unchanged."""
@@ -125,8 +140,7 @@ def test_results_do_not_depend_on_what_scratch_held(monkeypatch, rng, algorithm,
         assert_close(g, e, np.float64)
 
 
-@pytest.mark.parametrize("algorithm", SCRATCH_USERS)
-@pytest.mark.parametrize("shape, c_out, kw", LAYERS)
+@pytest.mark.parametrize("algorithm, shape, c_out, kw", CASES)
 def test_results_are_not_scratch(rng, algorithm, shape, c_out, kw):
     """A second call on other data leaves the first call's results as they were."""
     first = _arrays(rng, shape, c_out, kw)
