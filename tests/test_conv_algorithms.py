@@ -513,27 +513,6 @@ def test_winograd_applies_to_stride_1_undilated_3x3_only():
     assert not winograd.applies(_plan(x3, np.empty((4, 4, 1, 3, 3)), dict(padding=1)))
 
 
-@pytest.mark.parametrize("failing", [0, 1])
-def test_run_parts_raises_a_part_error_after_every_part_finished(failing):
-    """The calling thread runs part 0, a worker part 1; either failing reaches the caller."""
-    import threading
-    import time
-
-    finished = []
-
-    def task(part):
-        if part == failing:
-            raise RuntimeError(f"part {part}")
-        time.sleep(0.05)
-        finished.append((part, threading.current_thread().name))
-        return part
-
-    with pytest.raises(RuntimeError, match=f"part {failing}"):
-        gemm.run_parts(task, [0, 1])
-    assert [part for part, _ in finished] == [1 - failing]  # the other part ran to its end
-    assert gemm.run_parts(lambda part: part * 2, [0, 1, 2]) == [0, 2, 4]
-
-
 @pytest.mark.parametrize(
     "shape, c_out, kernel, kw",
     [

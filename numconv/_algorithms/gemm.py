@@ -16,13 +16,13 @@ column copy (taps × the tile's share of the input), which is why tiles are kept
 small enough to stay in cache (:data:`TILE_BYTES`) and why the scratch never
 exceeds about twice the call's input plus output.
 
-Threads: one pool does all the work. The output rows are split into one
-contiguous part per thread (Numba's thread count), each part runs its tiles
-on a worker thread with serial, GIL-free column kernels and single-threaded
-BLAS calls. Letting OpenBLAS thread each product while Numba's OpenMP pool
-threads the column copies was measured 15x slower on 2 cores (460 vs 31 ms on
-res3x3_56): each pool's idle threads spin while the other one works. BLAS is
-held to one thread with threadpoolctl only for the duration of the call.
+Threads: the output rows are split into one contiguous part per thread
+(Numba's thread count), and :func:`numconv._workers.run_parts` runs each
+part's tiles on its own thread with serial, GIL-free column kernels and
+single-threaded BLAS calls. Letting OpenBLAS thread each product while
+Numba's OpenMP pool threads the column copies was measured 15x slower on 2
+cores (460 vs 31 ms on res3x3_56): each pool's idle threads spin while the
+other one works.
 
 Results are deterministic at a fixed thread count: the parts, and the tiles in
 each, are fixed by the shape and the thread count, and partial weight (or
@@ -31,17 +31,15 @@ input) gradients are summed in part order.
 
 from __future__ import annotations
 
-import itertools
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
 from .. import _workspace
 from .._padding import pad_adjoint_channels_last, pad_channels_last
 from .._params import ConvPlan
+from .._workers import run_parts, split_range, thread_parts
 from ..kernels.columns import gather_columns, scatter_columns
 from .common import channels_last, grouped_weight, ungrouped_weight, weight_grad_operands
 
@@ -81,52 +79,10 @@ def _total_rows(plan: ConvPlan) -> int:
     return plan.batch * plan.out[0] * plan.out[1]
 
 
-def split_range(total: int, count: int, align: int = 1) -> list[tuple[int, int]]:
-    """``count`` contiguous row ranges covering ``[0, total)``, cut at multiples of ``align``."""
-    units = -(-total // align)
-    count = max(1, min(count, units))
-    cuts = [min(total, (i * units // count) * align) for i in range(count + 1)]
-    return [(lo, hi) for lo, hi in itertools.pairwise(cuts) if hi > lo]
-
-
-def thread_parts(total: int) -> list[tuple[int, int]]:
-    """:func:`split_range` of ``[0, total)`` into one part per Numba thread."""
-    return split_range(total, numba.get_num_threads())
-
-
 def _tiles(lo: int, hi: int, tile_rows: int):
     """(first row, row count) of each tile of rows ``[lo, hi)``, in order."""
     for row0 in range(lo, hi, tile_rows):
         yield row0, min(tile_rows, hi - row0)
-
-
-_blas = None
-_pools: dict[int, ThreadPoolExecutor] = {}
-
-
-def run_parts(task, parts) -> list:
-    """``[task(part) for part in parts]``, one thread per part, BLAS single-threaded.
-
-    The calling thread runs the first part itself while worker threads run the
-    others: handing every part to the pool and waiting cost 120 µs per call
-    in thread wake-ups, which small convolutions (and algorithms that run
-    several phases) feel.
-    """
-    global _blas
-    if _blas is None:  # inspecting the loaded libraries takes milliseconds: once
-        _blas = ThreadpoolController()
-    with _blas.limit(limits=1, user_api="blas"):
-        if len(parts) == 1:
-            return [task(parts[0])]
-        pool = _pools.get(len(parts) - 1)
-        if pool is None:
-            pool = _pools[len(parts) - 1] = ThreadPoolExecutor(len(parts) - 1, "numconv-gemm")
-        others = [pool.submit(task, part) for part in parts[1:]]
-        try:
-            first = task(parts[0])
-        finally:  # never leave a worker running past the call, even on an error
-            results = [future.result() for future in others]
-        return [first, *results]
 
 
 def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:

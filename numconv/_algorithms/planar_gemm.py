@@ -34,8 +34,8 @@ import numpy as np
 from .. import _workspace
 from .._padding import pad_adjoint_channels_last, pad_channels_first
 from .._params import ConvPlan
+from .._workers import run_parts, split_range
 from ..kernels.planar_columns import gather_planar, gather_planar_by_row, scatter_planar
-from .gemm import run_parts, split_range
 
 NAME = "planar_gemm"
 

@@ -26,7 +26,7 @@ import numba
 import numpy as np
 
 from .._params import ConvPlan
-from .gemm import run_parts, split_range
+from .._workers import run_parts, split_range
 
 NAME = "pointwise"
 

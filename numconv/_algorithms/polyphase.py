@@ -36,9 +36,9 @@ import numpy as np
 
 from .._padding import extended_map, pad_adjoint_channels_last, source_indices
 from .._params import ConvPlan, kernel_array
+from .._workers import run_parts, thread_parts
 from ..kernels.phases import merge_phases, split_phases
 from .common import select_inner
-from .gemm import run_parts, thread_parts
 
 NAME = "polyphase"
 

@@ -31,9 +31,9 @@ import numpy as np
 
 from .._padding import extended_map, source_indices
 from .._params import ConvPlan, kernel_array
+from .._workers import run_parts, split_range
 from ..kernels.tap_sums import FORWARD_TAP_BLOCK, forward_sums, weight_grad_sums
 from . import planar_gemm
-from .gemm import run_parts, split_range
 
 NAME = "tap_sums"
 

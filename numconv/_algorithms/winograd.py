@@ -49,8 +49,8 @@ import numpy as np
 from .. import _workspace
 from .._padding import pad_adjoint_channels_last, place_planes, source_indices
 from .._params import ConvPlan, kernel_array
+from .._workers import run_parts, thread_parts
 from ..kernels import winograd as f2_kernels
-from .gemm import run_parts, thread_parts
 
 NAME = "winograd"
 

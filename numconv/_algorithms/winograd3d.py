@@ -41,10 +41,10 @@ import numpy as np
 from .. import _workspace
 from .._padding import place_planes
 from .._params import ConvPlan
+from .._workers import run_parts, thread_parts
 from . import winograd, winograd4
 from .common import select_inner
 from .depth_slices import one_deep
-from .gemm import run_parts, thread_parts
 
 NAME = "winograd3d"
 

@@ -11,7 +11,7 @@ undilated call with ``P·N`` images.
 Both kernels are memory-bound copies of whole planes: one side of each
 inner loop is contiguous, the other has stride ``dw``. They are serial and
 release the GIL; a call copies planes ``[lo, hi)``, and the algorithm runs
-one range per worker thread of :func:`numconv._algorithms.gemm.run_parts`.
+one range per worker thread of :func:`numconv._workers.run_parts`.
 They are not ``prange`` loops because an OpenMP parallel region leaves its
 workers spinning for milliseconds after it ends, and the Winograd or GEMM
 call that follows the split (or the next call's, after the merge) then
