@@ -26,6 +26,7 @@ two cores) and put back to what it was afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import threading
@@ -126,6 +127,7 @@ def _put_back(crew: list[_Worker]) -> None:
 
 
 def _forget_crews() -> None:
+    """After a fork: the parent's crews are not in the child."""
     global _idle_lock
     _idle.clear()
     _idle_lock = threading.Lock()
@@ -134,27 +136,32 @@ def _forget_crews() -> None:
 os.register_at_fork(after_in_child=_forget_crews)
 
 
-class _single_threaded_blas:
-    """Context manager: every loaded BLAS at one thread, each put back to its own count after.
+# BLAS at one thread for the call, each library put back to its own count after.
+# Calling the libraries' controllers directly costs 2.5 µs a call against 8 for
+# threadpoolctl's ``limit`` context, which re-reads every library's info.
+#
+# Two overlapping calls from different Python threads save and restore as the
+# ``limit`` context did: the first to leave lifts the limit while the other
+# still runs (its BLAS calls may then use more threads; results are the same).
+# Counting the calls inside and restoring only when the last one leaves was
+# tried and dropped: the OpenBLAS that NumPy ships (0.3.31, pthreads) ignores
+# ``openblas_set_num_threads`` from any thread but the main one, so when the
+# last to leave was another thread, BLAS stayed at one thread for good.
+_blas_libraries = None  # found once: that takes milliseconds
 
-    threadpoolctl's ``limit`` context does the same but re-reads every
-    library's info on entry (8 µs a call against 2.5 here).
-    """
 
-    _blas = None  # the BLAS libraries' controllers, found once (it takes milliseconds)
-
-    def __enter__(self):
-        if _single_threaded_blas._blas is None:
-            found = ThreadpoolController().select(user_api="blas").lib_controllers
-            _single_threaded_blas._blas = found
-        self._saved = [(lib, lib.get_num_threads()) for lib in _single_threaded_blas._blas]
-        for lib, threads in self._saved:
-            if threads != 1:
-                lib.set_num_threads(1)
-        return self
-
-    def __exit__(self, *exc):
-        for lib, threads in self._saved:
+@contextlib.contextmanager
+def _single_threaded_blas():
+    global _blas_libraries
+    if _blas_libraries is None:
+        _blas_libraries = ThreadpoolController().select(user_api="blas").lib_controllers
+    saved = [(lib, lib.get_num_threads()) for lib in _blas_libraries]
+    for lib, threads in saved:
+        if threads != 1:
+            lib.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for lib, threads in saved:
             if threads != 1:
                 lib.set_num_threads(threads)
-        return False
