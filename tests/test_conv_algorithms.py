@@ -500,6 +500,32 @@ def test_winograd_float32_is_within_1e4_of_float64(monkeypatch, rng, min_tiles, 
         assert err < 1e-4, err
 
 
+@pytest.mark.parametrize("tiling", [winograd.F2, winograd4.F4], ids=["F2", "F4"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n, lo, hi", [(300, 0, 300), (300, 5, 261), (128, 0, 128), (3, 1, 2)])
+def test_winograd_filter_transforms_match_the_kronecker_product(rng, tiling, dtype, n, lo, hi):
+    """U = kron(G, G) @ taps, and its adjoint, on a range of filters that cuts blocks anywhere;
+    filters outside the range are left alone."""
+    from numconv.kernels.winograd_filters import transform_filters, transform_filters_adjoint
+
+    taps = rng.standard_normal((n, 9)).astype(dtype)
+    taps_before = taps.copy()
+    g = tiling.g.astype(dtype)
+    kron = np.kron(tiling.g, tiling.g)  # positions × 9, in float64
+    for flip in (False, True):
+        u = np.full((tiling.positions, n), np.nan, dtype)
+        transform_filters(taps, g, flip, u, lo, hi)
+        source = taps[lo:hi, ::-1] if flip else taps[lo:hi]
+        assert_close(u[:, lo:hi], kron @ source.T.astype(np.float64), dtype)
+        assert np.isnan(u[:, :lo]).all() and np.isnan(u[:, hi:]).all()
+    np.testing.assert_array_equal(taps, taps_before)
+    du = rng.standard_normal((tiling.positions, n)).astype(dtype)
+    gw = np.full((n, 9), np.nan, dtype)
+    transform_filters_adjoint(du, g, gw, lo, hi)
+    assert_close(gw[lo:hi], du[:, lo:hi].T.astype(np.float64) @ kron, dtype)
+    assert np.isnan(gw[:lo]).all() and np.isnan(gw[hi:]).all()
+
+
 def test_winograd_applies_to_stride_1_undilated_3x3_only():
     x, x3 = np.empty((1, 4, 8, 8)), np.empty((1, 4, 5, 8, 8))
     assert winograd.applies(_plan(x, np.empty((4, 4, 3, 3)), dict(padding=1)))

@@ -94,6 +94,31 @@ def test_winograd_transforms_are_vectorised_over_tiles():
         assert gathers == 0, f"{name}: {gathers} gathers"
 
 
+FILTER_PROBE = r"""
+import re
+import numpy as np
+from numconv.kernels.winograd_filters import transform_filters, transform_filters_adjoint
+g = np.ones((4, 3), np.float32)
+u = np.zeros((16, 300), np.float32)
+transform_filters(np.zeros((300, 9), np.float32), g, False, u, 0, 300)
+transform_filters_adjoint(u, g, np.zeros((300, 9), np.float32), 0, 300)
+for kernel in (transform_filters, transform_filters_adjoint):
+    asm = kernel.inspect_asm(kernel.signatures[0])
+    packed = re.findall(r"vfmadd\w*ps\s[^\n]*%(?:ymm|zmm)", asm)
+    print(kernel.__name__, len(packed))
+"""
+
+
+@pytest.mark.skipif(
+    platform.machine() != "x86_64" or not _has_avx2(), reason="checks x86-64 AVX2 assembly"
+)
+def test_winograd_filter_transforms_run_on_vectors_of_filters():
+    counts = _run_probe(FILTER_PROBE)
+    assert set(counts) == {"transform_filters", "transform_filters_adjoint"}
+    for name, count in counts.items():
+        assert int(count) > 0, f"{name}: no packed FMA on ymm/zmm registers"
+
+
 DEPTHWISE_PROBE = r"""
 import re
 import numpy as np

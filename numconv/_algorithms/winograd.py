@@ -51,6 +51,7 @@ from .._padding import pad_adjoint_channels_last, place_planes, source_indices
 from .._params import ConvPlan, kernel_array
 from .._workers import run_parts, thread_parts
 from ..kernels import winograd as f2_kernels
+from ..kernels.winograd_filters import transform_filters, transform_filters_adjoint
 
 NAME = "winograd"
 
@@ -61,8 +62,7 @@ class Tiling:
 
     ``size`` is m, the outputs per tile along H and W; a tile reads an
     ``(m + 2)²`` patch and becomes ``positions = (m + 2)²`` matrix products.
-    ``transform = kron(G, G)`` is the filter transform as one
-    ``positions × 9`` matrix: ``U[(m + 2)a + b] = Σ_rs G[a, r] g[r, s] G[b, s]``.
+    The filter transform is ``U[(m + 2)a + b] = Σ_rs G[a, r] g[r, s] G[b, s]``.
     """
 
     size: int
@@ -74,10 +74,6 @@ class Tiling:
     @property
     def positions(self) -> int:
         return (self.size + 2) ** 2
-
-    @property
-    def transform(self) -> np.ndarray:
-        return np.kron(self.g, self.g)
 
 
 # F(2×2, 3×3): the kernels' module has Bᵀ and Aᵀ.
@@ -170,24 +166,15 @@ def _filter_transform(w5, tiling: Tiling, dtype, flip: bool = False) -> np.ndarr
     (With groups, ``C`` is the channels per group, and ``U[ξ]`` stacks the
     groups' ``(K/G, C)`` blocks; see :func:`_grouped`.)
 
-    One matrix product, ``kron(G, G)`` (positions × 9) times the filters as
-    9 × K·C (a transposed view), split over the worker threads: 2.8 ms on
-    512 × 512 filters with F(2×2) (in res3x3_7's forward), where einsum took
-    60. With ``flip`` each filter is turned by 180° first (the input
-    gradient's filters). Like every BLAS call here it runs single-threaded on
-    the workers: a multi-threaded call leaves OpenBLAS's threads spinning
-    after it, which slowed the next operation up to 3×.
+    :func:`~numconv.kernels.winograd_filters.transform_filters` on a range of
+    filters per worker thread. With ``flip`` each filter is turned by 180°
+    first (the input gradient's filters).
     """
     k, c = w5.shape[:2]
     taps = np.ascontiguousarray(w5, dtype=dtype).reshape(k * c, 9)
-    transform = (tiling.transform[:, ::-1] if flip else tiling.transform).astype(dtype)
+    g = tiling.g.astype(dtype)
     u = np.empty((tiling.positions, k * c), dtype=dtype)
-
-    def part(bounds):
-        lo, hi = bounds
-        np.matmul(transform, taps[lo:hi].T, out=u[:, lo:hi])
-
-    run_parts(part, thread_parts(k * c))
+    run_parts(lambda b: transform_filters(taps, g, flip, u, *b), thread_parts(k * c))
     return u.reshape(tiling.positions, k, c)
 
 
@@ -195,15 +182,10 @@ def _filter_transform_adjoint(du, tiling: Tiling, dtype) -> np.ndarray:
     """``(positions, K, C)`` -> ``(K, C, 9)``: ``dg = Gᵀ dU G`` for every filter, the
     adjoint of :func:`_filter_transform`."""
     _, k, c = du.shape
-    du = du.reshape(tiling.positions, k * c)
-    transform = tiling.transform.astype(dtype)
+    du = np.ascontiguousarray(du).reshape(tiling.positions, k * c)
+    g = tiling.g.astype(dtype)
     gw = np.empty((k * c, 9), dtype=dtype)
-
-    def part(bounds):
-        lo, hi = bounds
-        np.matmul(du[:, lo:hi].T, transform, out=gw[lo:hi])
-
-    run_parts(part, thread_parts(k * c))
+    run_parts(lambda b: transform_filters_adjoint(du, g, gw, *b), thread_parts(k * c))
     return gw
 
 
