@@ -10,7 +10,6 @@ import sys
 import pytest
 
 PROBE = r"""
-import re
 import numpy as np
 from numconv.kernels.direct import conv_forward, conv_input_grad, conv_weight_grad
 xp = np.zeros((1, 1, 4, 4, 8), np.float32)
@@ -19,10 +18,7 @@ y = np.zeros((1, 1, 2, 2, 8), np.float32)
 conv_forward(xp, wt, y, 1, 1, 1, 1, 1, 1)
 conv_input_grad(y, wt, xp, 1, 1, 1, 1, 1, 1)
 conv_weight_grad(xp, y, np.zeros((2, *wt.shape), np.float32), 1, 1, 1, 1, 1, 1)
-for kernel in (conv_forward, conv_input_grad, conv_weight_grad):
-    asm = kernel.inspect_asm(kernel.signatures[0])
-    packed = re.findall(r"vfmadd\w*ps\s[^\n]*%(?:ymm|zmm)", asm)
-    print(kernel.__name__, len(packed))
+KERNELS = (conv_forward, conv_input_grad, conv_weight_grad)
 """
 
 
@@ -44,14 +40,27 @@ def _run_probe(probe: str) -> dict[str, str]:
     return dict(line.split() for line in out.strip().splitlines())
 
 
+# Ends a probe that lists its compiled kernels in KERNELS: each one's packed FMAs.
+COUNT_PACKED_FMA = r"""
+import re
+for kernel in KERNELS:
+    asm = kernel.inspect_asm(kernel.signatures[0])
+    print(kernel.__name__, len(re.findall(r"vfmadd\w*ps\s[^\n]*%(?:ymm|zmm)", asm)))
+"""
+
+
+def _assert_packed_fma(counts: dict[str, str], names) -> None:
+    assert set(counts) == set(names)
+    for name, count in counts.items():
+        assert int(count) > 0, f"{name}: no packed FMA on ymm/zmm registers"
+
+
 @pytest.mark.skipif(
     platform.machine() != "x86_64" or not _has_avx2(), reason="checks x86-64 AVX2 assembly"
 )
 def test_kernels_use_packed_fma():
-    counts = _run_probe(PROBE)
-    assert set(counts) == {"conv_forward", "conv_input_grad", "conv_weight_grad"}
-    for name, count in counts.items():
-        assert int(count) > 0, f"{name}: no packed FMA on ymm/zmm registers"
+    counts = _run_probe(PROBE + COUNT_PACKED_FMA)
+    _assert_packed_fma(counts, ["conv_forward", "conv_input_grad", "conv_weight_grad"])
 
 
 WINOGRAD_PROBE = r"""
@@ -95,17 +104,13 @@ def test_winograd_transforms_are_vectorised_over_tiles():
 
 
 FILTER_PROBE = r"""
-import re
 import numpy as np
 from numconv.kernels.winograd_filters import transform_filters, transform_filters_adjoint
 g = np.ones((4, 3), np.float32)
 u = np.zeros((16, 300), np.float32)
 transform_filters(np.zeros((300, 9), np.float32), g, False, u, 0, 300)
 transform_filters_adjoint(u, g, np.zeros((300, 9), np.float32), 0, 300)
-for kernel in (transform_filters, transform_filters_adjoint):
-    asm = kernel.inspect_asm(kernel.signatures[0])
-    packed = re.findall(r"vfmadd\w*ps\s[^\n]*%(?:ymm|zmm)", asm)
-    print(kernel.__name__, len(packed))
+KERNELS = (transform_filters, transform_filters_adjoint)
 """
 
 
@@ -113,14 +118,11 @@ for kernel in (transform_filters, transform_filters_adjoint):
     platform.machine() != "x86_64" or not _has_avx2(), reason="checks x86-64 AVX2 assembly"
 )
 def test_winograd_filter_transforms_run_on_vectors_of_filters():
-    counts = _run_probe(FILTER_PROBE)
-    assert set(counts) == {"transform_filters", "transform_filters_adjoint"}
-    for name, count in counts.items():
-        assert int(count) > 0, f"{name}: no packed FMA on ymm/zmm registers"
+    counts = _run_probe(FILTER_PROBE + COUNT_PACKED_FMA)
+    _assert_packed_fma(counts, ["transform_filters", "transform_filters_adjoint"])
 
 
 DEPTHWISE_PROBE = r"""
-import re
 import numpy as np
 import numconv.functional as F
 from numconv.kernels import depthwise as D
@@ -134,12 +136,9 @@ for mode, stride in (("circular", 1), ("zeros", 1), ("zeros", 2)):
     y = F.conv2d(x, w, **kw)
     F.conv2d_input_grad(x.shape, w, y, **kw)
     F.conv2d_weight_grad(x, w.shape, y, **kw)
-for kernel in (D.depthwise_forward_flat, D.depthwise_input_grad_flat,
-               D.depthwise_weight_grad_flat, M.masked_forward, M.masked_weight_grad,
-               S.split_forward, S.split_input_grad, S.split_weight_grad):
-    asm = kernel.inspect_asm(kernel.signatures[0])
-    packed = re.findall(r"vfmadd\w*ps\s[^\n]*%(?:ymm|zmm)", asm)
-    print(kernel.__name__, len(packed))
+KERNELS = (D.depthwise_forward_flat, D.depthwise_input_grad_flat,
+           D.depthwise_weight_grad_flat, M.masked_forward, M.masked_weight_grad,
+           S.split_forward, S.split_input_grad, S.split_weight_grad)
 """
 
 
@@ -148,8 +147,8 @@ for kernel in (D.depthwise_forward_flat, D.depthwise_input_grad_flat,
 )
 def test_depthwise_flat_plane_kernels_are_vectorised():
     """The depthwise kernels' one long loop per plane (or stack) runs on vectors."""
-    counts = _run_probe(DEPTHWISE_PROBE)
-    assert set(counts) == {
+    counts = _run_probe(DEPTHWISE_PROBE + COUNT_PACKED_FMA)
+    names = {
         "depthwise_forward_flat",
         "depthwise_input_grad_flat",
         "depthwise_weight_grad_flat",
@@ -159,12 +158,10 @@ def test_depthwise_flat_plane_kernels_are_vectorised():
         "split_input_grad",
         "split_weight_grad",
     }
-    for name, count in counts.items():
-        assert int(count) > 0, f"{name}: no packed FMA on ymm/zmm registers"
+    _assert_packed_fma(counts, names)
 
 
 TAP_SUMS_PROBE = r"""
-import re
 import numpy as np
 import numconv.functional as F
 from numconv import _dispatch
@@ -174,9 +171,7 @@ w = np.zeros((3, 2, 3, 3), np.float32)
 with _dispatch.forced("tap_sums"):
     F.conv2d(x, w, padding=1)
     F.conv2d_weight_grad(x, w.shape, np.zeros((1, 3, 6, 6), np.float32), padding=1)
-for kernel in (forward_sums, weight_grad_sums):
-    asm = kernel.inspect_asm(kernel.signatures[0])
-    print(kernel.__name__, len(re.findall(r"vfmadd\w*ps\s[^\n]*%(?:ymm|zmm)", asm)))
+KERNELS = (forward_sums, weight_grad_sums)
 """
 
 
@@ -190,6 +185,6 @@ def test_tap_sums_run_on_vectors():
     forward's two rows × 9 taps are per row one multiply, 8 FMAs and the add
     into ``y``: 16 packed FMAs.
     """
-    counts = _run_probe(TAP_SUMS_PROBE)
+    counts = _run_probe(TAP_SUMS_PROBE + COUNT_PACKED_FMA)
     assert int(counts["weight_grad_sums"]) >= 24
     assert int(counts["forward_sums"]) >= 16
