@@ -52,8 +52,8 @@ def run_parts(task, parts) -> list:
     """``[task(part) for part in parts]``, one thread per part, BLAS single-threaded.
 
     The calling thread runs ``parts[0]`` itself. Every part runs to its end
-    before anything is raised; then the first part's error (in part order)
-    is raised.
+    before anything is raised; then the error of the first part (in part
+    order) that failed is raised.
     """
     with _single_threaded_blas():
         if len(parts) == 1:
