@@ -109,7 +109,13 @@ def _convolve_in_child(seed):
 
 
 def test_a_forked_child_runs_parts_on_crews_of_its_own():
-    """The parent's crews are threads the child does not have: using them would hang."""
+    """The parent's crews are threads the child does not have: using them would hang.
+
+    The child's convolution takes the Winograd path (serial kernels on
+    ``run_parts``). Parallel Numba kernels are not tried in the child: with
+    GNU OpenMP, Numba terminates a forked child that runs one after its
+    parent did, whatever numconv does (the README says to use ``spawn``).
+    """
     expected = _convolve_in_child(0)  # the parent now holds idle crews
     _workers.run_parts(lambda part: part, [0, 1])
     context = multiprocessing.get_context("fork")
