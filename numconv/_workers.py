@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import sys
 import threading
 
 import numba
@@ -147,15 +148,27 @@ os.register_at_fork(after_in_child=_forget_crews)
 # tried and dropped: the OpenBLAS that NumPy ships (0.3.31, pthreads) ignores
 # ``openblas_set_num_threads`` from any thread but the main one, so when the
 # last to leave was another thread, BLAS stayed at one thread for good.
-_blas_libraries = None  # found once: that takes milliseconds
+#
+# Finding the libraries takes 1-4 ms, so it is not done per call; but a BLAS
+# can be loaded after the first call (a SciPy or PyTorch import) and must be
+# limited too. Libraries arrive with imports, so the search is redone only
+# when the number of imported modules has changed since the last one.
+_blas_libraries: list = []
+_modules_at_search = -1
+
+
+def _blas_controllers() -> list:
+    global _blas_libraries, _modules_at_search
+    modules = len(sys.modules)
+    if modules != _modules_at_search:
+        _blas_libraries = ThreadpoolController().select(user_api="blas").lib_controllers
+        _modules_at_search = modules
+    return _blas_libraries
 
 
 @contextlib.contextmanager
 def _single_threaded_blas():
-    global _blas_libraries
-    if _blas_libraries is None:
-        _blas_libraries = ThreadpoolController().select(user_api="blas").lib_controllers
-    saved = [(lib, lib.get_num_threads()) for lib in _blas_libraries]
+    saved = [(lib, lib.get_num_threads()) for lib in _blas_controllers()]
     for lib, threads in saved:
         if threads != 1:
             lib.set_num_threads(1)

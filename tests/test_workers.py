@@ -1,8 +1,10 @@
 """The thread crews that run the BLAS-family algorithms' parts (numconv._workers)."""
 
 import multiprocessing
+import sys
 import threading
 import time
+import types
 
 import numpy as np
 import pytest
@@ -122,3 +124,37 @@ def test_a_forked_child_runs_parts_on_crews_of_its_own():
     with context.Pool(1) as pool:
         assert pool.apply_async(_convolve_in_child, (0,)).get(timeout=120) == expected
         assert pool.apply_async(_workers.run_parts, (abs, [-1, -2])).get(timeout=60) == [1, 2]
+
+
+def test_blas_loaded_after_the_first_call_is_limited_too(monkeypatch):
+    """The libraries are searched again once an import has happened since the last search."""
+    searches = []
+
+    class _Library:
+        def __init__(self):
+            self.threads = 2
+
+        def get_num_threads(self):
+            return self.threads
+
+        def set_num_threads(self, threads):
+            self.threads = threads
+
+    libraries = [_Library()]
+
+    class _Controller:
+        def select(self, user_api):
+            searches.append(user_api)
+            return types.SimpleNamespace(lib_controllers=list(libraries))
+
+    monkeypatch.setattr(_workers, "ThreadpoolController", _Controller)
+    monkeypatch.setattr(_workers, "_modules_at_search", -1)
+    _workers.run_parts(lambda part: None, [0, 1])
+    _workers.run_parts(lambda part: None, [0, 1])
+    assert searches == ["blas"]  # no import in between: found once
+    late = _Library()
+    libraries.append(late)
+    monkeypatch.setitem(sys.modules, "numconv_test_late_blas", types.ModuleType("late"))
+    seen = _workers.run_parts(lambda part: late.get_num_threads(), [0, 1])
+    assert searches == ["blas", "blas"]
+    assert seen == [1, 1] and late.threads == 2
