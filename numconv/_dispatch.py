@@ -10,6 +10,20 @@ The rule, from measurements recorded in ``docs/performance.md``:
 - depthwise convolutions (one channel per group) -> ``depthwise``;
 - 1×1 convolutions without padding or groups -> ``pointwise``: plain matrix
   products in the caller's layout, with nothing to copy;
+- forwards with few weights per group (``C_out/G · C/G · KD·KH·KW`` at most
+  :data:`PHASE_SUMS_MAX_GROUP_WEIGHTS`) -> ``phase_sums``, unless the tap
+  sums take the layer (below), and where a Winograd-family algorithm
+  suits, only with at most :data:`PHASE_SUMS_MAX_TRANSFORM_WEIGHTS` weights
+  per group or at most :data:`PHASE_SUMS_MAX_TRANSFORM_FLOPS` FLOPs.
+  Against the algorithm chosen before (two threads, one process,
+  docs/performance.md §29) it won all 22 such shapes measured, by
+  1.01-7.6×: grouped 5×5 and 7×7 layers 1.5-2.6×, 3-d layers 1.35-2.8×,
+  g8_3x3 (16 channels a group, Winograd before) 1.33×, calls under a
+  million FLOPs 4-5× (the direct loops before). Winograd kept the ones it
+  won: 16 → 32 channels on 8×56² (4608 weights, 1.45 against 1.79 ms),
+  4 groups of 32 on 8×128×28² (3.43 against 3.75), video3d (winograd3d,
+  20 against 39 ms); so did the planar GEMM on layers with more weights
+  per group (k5_48, 76800: 6.1 against 7.0 ms);
 - stride-1 undilated 3×3 convolutions -> Winograd, when each group has at
   least :data:`WINOGRAD_MIN_IN_CHANNELS` input channels and its input times
   output channels is at least :data:`WINOGRAD_MIN_CHANNELS`: ``winograd4``
@@ -73,6 +87,7 @@ from ._algorithms import (
     depthwise,
     direct,
     gemm,
+    phase_sums,
     planar_gemm,
     pointwise,
     polyphase,
@@ -97,6 +112,7 @@ ALGORITHMS = {
         depth_slices,
         planar_gemm,
         tap_sums,
+        phase_sums,
     )
 }
 OPS = ("forward", "input_grad", "weight_grad")
@@ -106,6 +122,9 @@ WINOGRAD_MIN_CHANNELS = 16
 WINOGRAD_MIN_IN_CHANNELS = 8
 TAP_SUMS_MIN_POSITIONS = 512
 TAP_SUMS_MAX_WEIGHTS = 1 << 18
+PHASE_SUMS_MAX_GROUP_WEIGHTS = 1 << 15
+PHASE_SUMS_MAX_TRANSFORM_WEIGHTS = 1 << 12
+PHASE_SUMS_MAX_TRANSFORM_FLOPS = 1 << 25
 
 _forced: str | None = None
 
@@ -118,17 +137,46 @@ def select(op: str, plan: ConvPlan, dtype):
         return depthwise
     if pointwise.applies(plan):
         return pointwise
+    transform = _transform_algorithm(plan)
+    if op == "forward" and _phase_sums_suit(plan, transform is not None):
+        return phase_sums
+    if transform is not None:
+        return transform
+    if plan.flops >= PLANAR_MIN_FLOPS:
+        if op != "input_grad" and _tap_sums_suit(plan):
+            return tap_sums
+        return planar_gemm
+    return direct
+
+
+def _transform_algorithm(plan: ConvPlan):
+    """The Winograd-family algorithm for ``plan``, or ``None`` where none suits."""
     if _winograd_suits(plan):
         return _winograd_tiling(plan)
     if polyphase.applies(plan) and _winograd_suits(polyphase.undilated(plan)):
         return polyphase
     if depth_slices.applies(plan) and _winograd_suits(depth_slices.one_deep(plan)):
         return winograd3d if winograd3d.applies(plan) else depth_slices
-    if plan.flops >= PLANAR_MIN_FLOPS:
-        if op != "input_grad" and _tap_sums_suit(plan):
-            return tap_sums
-        return planar_gemm
-    return direct
+    return None
+
+
+def _phase_sums_suit(plan: ConvPlan, transform_suits: bool) -> bool:
+    """Whether ``phase_sums`` beats the other algorithms' forward (measured, §29).
+
+    Its sums run at the same speed whatever the layer, so it wins where the
+    others pay most for few weights per group: short BLAS products, and
+    Winograd transforms as costly as an ungrouped layer's. Where Winograd
+    suits, it saves 2.25-4× the multiplications, so only layers with very
+    few weights per group, or small calls, go to the sums. One-group layers
+    the tap sums take stay there (the two tied on their shapes).
+    """
+    weights = phase_sums.group_weights(plan)
+    if weights > PHASE_SUMS_MAX_GROUP_WEIGHTS:
+        return False
+    if transform_suits:
+        small_call = plan.flops <= PHASE_SUMS_MAX_TRANSFORM_FLOPS
+        return weights <= PHASE_SUMS_MAX_TRANSFORM_WEIGHTS or small_call
+    return not (plan.flops >= PLANAR_MIN_FLOPS and _tap_sums_suit(plan))
 
 
 def _tap_sums_suit(plan: ConvPlan) -> bool:

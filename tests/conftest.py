@@ -41,6 +41,7 @@ CONV_ALGORITHMS = [
     "depth_slices",
     "planar_gemm",
     "tap_sums",
+    "phase_sums",
 ]
 
 

@@ -20,7 +20,15 @@ from naive import conv as naive_conv
 import numconv.functional as F
 from numconv import _dispatch
 from numconv._algorithms import depthwise as _depthwise
-from numconv._algorithms import gemm, planar_gemm, tap_sums, winograd, winograd3d, winograd4
+from numconv._algorithms import (
+    gemm,
+    phase_sums,
+    planar_gemm,
+    tap_sums,
+    winograd,
+    winograd3d,
+    winograd4,
+)
 from numconv._algorithms import pointwise as _pointwise
 
 
@@ -355,29 +363,34 @@ def test_pointwise_needs_one_group_and_no_padding(rng):
         # 3 channels in: the weight gradient as tap sums
         ((64, 3, 32, 32), (32, 3, 3, 3), dict(padding=1), {"planar_gemm", "tap_sums"}),
         ((8, 4, 56, 56), (16, 4, 3, 3), dict(padding=1), {"planar_gemm", "tap_sums"}),
-        ((8, 8, 56, 56), (8, 8, 3, 3), dict(padding=1), {"winograd4"}),  # 8 channels in
+        ((8, 8, 56, 56), (8, 8, 3, 3), dict(padding=1), {"phase_sums", "winograd4"}),  # 8 in
         ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), {"winograd4"}),
         ((8, 64, 29, 29), (64, 64, 3, 3), dict(padding=1), {"winograd4"}),  # 512 F(4×4) tiles
         ((8, 256, 14, 14), (256, 256, 3, 3), dict(padding=1), {"winograd"}),  # 128: too few
         ((1, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), {"winograd"}),  # 196
-        ((8, 1, 32, 32), (2, 1, 3, 3), dict(padding=1), {"direct"}),  # 0.3 MFLOP
-        ((8, 4, 16, 16), (8, 4, 3, 3), dict(padding=1), {"direct"}),  # 1.2 MFLOP
+        ((8, 1, 32, 32), (2, 1, 3, 3), dict(padding=1), {"phase_sums", "direct"}),  # 0.3 MFLOP
+        ((8, 4, 16, 16), (8, 4, 3, 3), dict(padding=1), {"phase_sums", "direct"}),  # 1.2 MFLOP
         ((32, 1, 28, 28), (8, 1, 3, 3), {}, {"planar_gemm", "tap_sums"}),  # 3.1 MFLOP, 26²
-        ((128, 1, 22, 22), (8, 1, 3, 3), {}, {"planar_gemm"}),  # 20² = 400 positions per task
+        ((128, 1, 22, 22), (8, 1, 3, 3), {}, {"phase_sums", "planar_gemm"}),  # 400 positions a task
         ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1), {"planar_gemm"}),  # 14²
         # 32² positions, but 256·256·9 weights: BLAS's products are long enough
         ((8, 256, 64, 64), (256, 256, 3, 3), dict(stride=2, padding=1), {"planar_gemm"}),
         ((8, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), {"planar_gemm", "tap_sums"}),
-        ((64, 3, 32, 32), (32, 3, 3, 3), dict(stride=2), {"planar_gemm"}),
+        ((64, 3, 32, 32), (32, 3, 3, 3), dict(stride=2), {"phase_sums", "planar_gemm"}),
         ((8, 256, 28, 28), (64, 256, 1, 1), {}, {"pointwise"}),
-        ((2, 4, 50), (4, 4, 3), {}, {"direct"}),
+        ((2, 4, 50), (4, 4, 3), {}, {"phase_sums", "direct"}),
         ((16, 64, 4096), (64, 64, 9), dict(padding=4), {"planar_gemm", "tap_sums"}),
-        ((1, 6, 8, 8), (12, 1, 3, 3), dict(groups=6), {"direct"}),  # channel multiplier 2, depth 9
+        ((1, 6, 8, 8), (12, 1, 3, 3), dict(groups=6), {"phase_sums", "direct"}),  # multiplier 2
         ((8, 128, 28, 28), (128, 32, 3, 3), dict(groups=4, padding=1), {"winograd4"}),
         ((8, 256, 14, 14), (256, 32, 3, 3), dict(groups=8, padding=1), {"winograd"}),
-        ((8, 128, 28, 28), (128, 8, 3, 3), dict(groups=16, padding=1), {"winograd4"}),
+        ((8, 128, 28, 28), (128, 8, 3, 3), dict(groups=16, padding=1), {"phase_sums", "winograd4"}),
         # 4 channels a group: too few for the transforms to pay
-        ((8, 128, 28, 28), (128, 4, 3, 3), dict(groups=32, padding=1), {"planar_gemm"}),
+        (
+            (8, 128, 28, 28),
+            (128, 4, 3, 3),
+            dict(groups=32, padding=1),
+            {"phase_sums", "planar_gemm"},
+        ),
         ((8, 64, 56, 56), (64, 32, 3, 3), dict(padding=2, dilation=2, groups=2), {"polyphase"}),
         ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=2, dilation=2), {"polyphase"}),
         ((2, 64, 28, 28), (64, 64, 3, 3), dict(padding=2, dilation=2), {"polyphase"}),
@@ -396,7 +409,12 @@ def test_pointwise_needs_one_group_and_no_padding(rng):
             dict(padding=1, padding_mode="reflect"),
             {"depth_slices"},
         ),
-        ((2, 32, 16, 56, 56), (32, 32, 3, 3, 3), dict(padding=1, stride=2), {"planar_gemm"}),
+        (
+            (2, 32, 16, 56, 56),
+            (32, 32, 3, 3, 3),
+            dict(padding=1, stride=2),
+            {"phase_sums", "planar_gemm"},
+        ),
     ],
 )
 def test_selection_rule(x_shape, w_shape, kw, expected):
@@ -570,7 +588,11 @@ def _random_layer(rng, shape, c_out, kernel, kw):
 
 
 def test_polyphase_phases_run_through_winograd(monkeypatch, rng):
-    """A dilated 3×3 layer's phases are undilated 3×3 layers: one Winograd call takes them all."""
+    """A dilated 3×3 layer's phases are undilated 3×3 layers: one Winograd call takes them all.
+
+    The layer is small enough for the phase sums' forward; they are ruled out here.
+    """
+    monkeypatch.setattr(_dispatch, "PHASE_SUMS_MAX_GROUP_WEIGHTS", 0)
     calls = []
     for op in ("forward", "input_grad", "weight_grad"):
         real = getattr(winograd, op)
@@ -778,7 +800,8 @@ def test_tap_sums_forward_adds_exact_zeros_for_block_padding(rng, kernel):
     x[0, 0, 0, 0] = -np.inf
     w = rng.standard_normal((5, 3, *kernel))
     b = rng.standard_normal(5)
-    expected = F.conv2d(x, w, b, padding=1)
+    with _dispatch.forced("direct"):
+        expected = F.conv2d(x, w, b, padding=1)
     with _dispatch.forced("tap_sums"):
         got = F.conv2d(x, w, b, padding=1)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
@@ -822,4 +845,113 @@ def test_tap_sums_are_chosen_only_within_the_scratch_bound(x_shape, w_shape, kw,
     within = tap_sums.scratch_elements(plan) <= math.prod(x_shape) + y_size
     assert within == chosen
     names = {_dispatch.select(op, plan, np.float32).NAME for op in ("forward", "weight_grad")}
-    assert names == ({"tap_sums"} if chosen else {"planar_gemm"})
+    # Outside the bound the forward goes to the phase sums (few weights a filter), not tap sums.
+    assert names == ({"tap_sums"} if chosen else {"phase_sums", "planar_gemm"})
+
+
+PHASE_SUMS_SHAPES = [
+    # shape, c_out, kernel, kw
+    ((2, 8, 13, 11), 12, (3, 3), dict(padding=1, groups=2)),  # 6 outputs, 36 taps a group
+    ((2, 6, 17, 15), 9, (5, 5), dict(stride=2, padding=2, groups=3)),  # 3 outputs a group: odd
+    ((1, 4, 9, 20), 5, (2, 3), dict(stride=(2, 3), padding=(1, 2), dilation=(2, 1))),
+    ((2, 3, 15, 15), 4, (5, 5), dict(stride=3, padding=2, dilation=2)),  # two row phases
+    ((2, 3, 30, 5), 3, (7, 7), dict(stride=2, padding=3)),  # planes wider than the input
+    ((2, 4, 5, 9, 8), 6, (3, 3, 3), dict(stride=2, padding=1, groups=2)),  # 3-d: depth phases
+    ((2, 3, 6, 7, 9), 4, (2, 1, 3), dict(stride=(1, 2, 1), padding=(1, 0, 2), dilation=(2, 1, 1))),
+    ((1, 2, 3, 4, 5), 2, (3, 3, 3), dict(padding=1)),  # junk rows between depth slices
+    ((3, 4, 30), 6, (5,), dict(stride=2, padding=1, groups=2)),  # 1-d
+    ((2, 6, 8, 8), 12, (3, 3), dict(padding=1, groups=6)),  # channel multiplier 2
+    ((3, 6, 9), 7, (3, 3), dict(padding="same")),  # unbatched
+]
+
+
+def _random_grouped_layer(rng, shape, c_out, kernel, kw):
+    """Random ``x``, ``w``, ``b`` and an output gradient, with ``kw``'s groups."""
+    nd = len(kernel)
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((c_out, shape[-nd - 1] // kw.get("groups", 1), *kernel))
+    b = rng.standard_normal(c_out)
+    gy = rng.standard_normal(getattr(F, f"conv{nd}d")(x, w, b, **kw).shape)
+    return x, w, b, gy
+
+
+@pytest.mark.parametrize("task_positions", [1, 7, 40, 1 << 20])
+@pytest.mark.parametrize("shape, c_out, kernel, kw", PHASE_SUMS_SHAPES)
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+def test_phase_sums_match_the_direct_algorithm(monkeypatch, rng, shape, c_out, kernel, kw, mode,
+                                               task_positions):  # fmt: skip
+    """Tasks of one wide row, of part images and of whole images; every padding mode."""
+    if mode != "zeros" and len(kernel) == 3 and kw.get("padding") == (1, 0, 2):
+        kw = dict(kw, padding=(1, 0, 1))  # reflect needs pads smaller than the input
+    monkeypatch.setattr(phase_sums, "TASK_POSITIONS", task_positions)
+    kw = dict(kw, padding_mode=mode)
+    x, w, b, gy = _random_grouped_layer(rng, shape, c_out, kernel, kw)
+    _assert_matches_direct("phase_sums", x, w, b, gy, **kw)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_phase_sums_float32_is_within_1e5_of_float64(rng, threads):
+    """Long float32 sums (400 taps a group) stay within the direct tolerance."""
+    x = rng.standard_normal((4, 32, 33, 33))
+    w = rng.standard_normal((24, 16, 5, 5))
+    with _dispatch.forced("direct"):
+        expected = F.conv2d(x, w, stride=2, padding=2, groups=2)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        with _dispatch.forced("phase_sums"):
+            got = F.conv2d(x.astype(np.float32), w.astype(np.float32), stride=2, padding=2,
+                           groups=2)  # fmt: skip
+    finally:
+        numba.set_num_threads(previous)
+    assert got.dtype == np.float32
+    assert_close(got, expected, np.float32)
+
+
+@pytest.mark.parametrize("kernel, kw", [((3, 3), dict(padding=1)), ((2, 5), dict(stride=2))])
+def test_phase_sums_keep_infinities_where_they_belong(rng, kernel, kw):
+    """Neither the taps padding the last block nor the junk columns reach a real output.
+
+    Padding taps read a plane of zeros with zero weights, and junk columns
+    (past the output width, reading inputs no real output reads at that
+    tap) are never copied out; with either wrong, ``0·inf`` or a stray
+    infinity would show up where the direct algorithm has finite values.
+    """
+    x = rng.standard_normal((2, 4, 9, 12))
+    x[1, 2, 4, 11] = np.inf  # the last column: junk columns of several taps read it
+    x[0, 0, 0, 0] = -np.inf
+    w = rng.standard_normal((6, 2, *kernel))  # 2 groups of 3 outputs and 2·|kernel| taps
+    b = rng.standard_normal(6)
+    with _dispatch.forced("direct"):
+        expected = F.conv2d(x, w, b, groups=2, **kw)
+    with _dispatch.forced("phase_sums"):
+        got = F.conv2d(x, w, b, groups=2, **kw)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_array_equal(got[np.isinf(expected)], expected[np.isinf(expected)])
+    finite = np.isfinite(expected)
+    assert_close(got[finite], expected[finite], np.float64)
+
+
+@pytest.mark.parametrize(
+    "x_shape, w_shape, kw",
+    [
+        ((4, 64, 33, 33), (96, 16, 5, 5), dict(stride=2, padding=2, groups=4)),
+        ((1, 64, 33, 33), (96, 16, 5, 5), dict(stride=2, padding=2, groups=4)),
+        ((2, 16, 8, 28, 28), (32, 16, 3, 3, 3), dict(stride=2, padding=1)),
+        ((1, 8, 16, 32, 32), (16, 8, 5, 5, 5), dict(padding=2)),
+        ((1, 4, 200, 200), (8, 4, 3, 3), dict(padding=1)),
+        ((8, 64, 2000), (64, 16, 7), dict(padding=3, groups=4)),
+    ],
+)
+def test_phase_sums_tasks_cover_every_row_once_within_the_scratch_bound(x_shape, w_shape, kw):
+    """Parts get equal task counts where the tasks allow, and scratch stays within
+    twice the input and output (issue 6's bound), at two threads."""
+    plan = _plan(np.empty(x_shape), np.empty(w_shape), kw)
+    layout = phase_sums._layout(plan, 2, phase_sums.TASK_POSITIONS)
+    tasks = plan.batch * -(-layout.out_rows // layout.chunk_rows)
+    assert layout.parts[0][0] == 0 and layout.parts[-1][1] == tasks
+    assert all(a[1] == b[0] for a, b in zip(layout.parts, layout.parts[1:]))
+    if tasks % len(layout.parts) == 0:
+        assert len({hi - lo for lo, hi in layout.parts}) == 1
+    y_size = plan.batch * plan.out_channels * math.prod(plan.out)
+    assert phase_sums.scratch_elements(plan) <= 2 * (math.prod(x_shape) + y_size)

@@ -188,3 +188,24 @@ def test_tap_sums_run_on_vectors():
     counts = _run_probe(TAP_SUMS_PROBE + COUNT_PACKED_FMA)
     assert int(counts["weight_grad_sums"]) >= 24
     assert int(counts["forward_sums"]) >= 16
+
+
+PHASE_SUMS_PROBE = r"""
+import numpy as np
+import numconv.functional as F
+from numconv import _dispatch
+from numconv.kernels.phase_sums import forward_phase_sums
+with _dispatch.forced("phase_sums"):
+    F.conv2d(np.zeros((1, 4, 6, 6), np.float32), np.zeros((4, 2, 3, 3), np.float32), groups=2)
+KERNELS = (forward_phase_sums,)
+"""
+
+
+@pytest.mark.skipif(
+    platform.machine() != "x86_64" or not _has_avx2(), reason="checks x86-64 AVX2 assembly"
+)
+def test_phase_sums_run_on_vectors():
+    """The shared two rows × 9 taps block on vectors: 16 packed FMAs, as in the tap sums."""
+    counts = _run_probe(PHASE_SUMS_PROBE + COUNT_PACKED_FMA)
+    _assert_packed_fma(counts, ["forward_phase_sums"])
+    assert int(counts["forward_phase_sums"]) >= 16

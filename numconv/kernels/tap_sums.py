@@ -245,16 +245,21 @@ def forward_sums(
                 y0[q] = bias0
                 y1[q] = bias1
             for t0 in range(0, taps, FORWARD_TAP_BLOCK):
-                _add_block(
+                add_tap_block(
                     y0, y1, w[o0], w[o1], t0, planes, tap_plane, tap_row, tap_col, width, length
                 )
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _add_block(
+def add_tap_block(
     y0, y1, w0, w1, t0, planes, tap_plane, tap_row, tap_col, width, length
 ):  # pragma: no cover
-    """``y_i[q] += Σ_j w_i[t0 + j]·tap_{t0+j}[q]`` for the two rows over 9 taps, in order."""
+    """``y_i[q] += Σ_j w_i[t0 + j]·tap_{t0+j}[q]`` for the two rows over 9 taps, in order.
+
+    Tap ``t`` reads ``planes[tap_plane[t]]`` from ``tap_row[t]·width +
+    tap_col[t]`` on. Shared with :mod:`numconv.kernels.phase_sums`, whose
+    planes are laid out differently but read the same way.
+    """
     x0 = planes[tap_plane[t0], tap_row[t0] * width + tap_col[t0] :]
     x1 = planes[tap_plane[t0 + 1], tap_row[t0 + 1] * width + tap_col[t0 + 1] :]
     x2 = planes[tap_plane[t0 + 2], tap_row[t0 + 2] * width + tap_col[t0 + 2] :]

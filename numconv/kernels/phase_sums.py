@@ -1,0 +1,128 @@
+"""Forward convolution as sums over flat runs of stride-phase planes, any groups and dims.
+
+Split the padded input along each axis into its stride phases: phase ``p``
+of an axis with stride ``s`` holds the padded positions ``i·s + p``. A tap at
+offset ``k·d`` along that axis reads phase ``(k·d) mod s`` from position
+``o + (k·d) // s`` for output position ``o``: a plain shift. Laid out as
+planes whose rows are ``Wq`` long (the output width plus the largest W
+shift), with depth and height folded into one row axis of ``Hq`` rows per
+depth slice, every tap of a channel is then one contiguous run of its plane,
+position for position with a "wide" output of ``Wq``-long rows. The columns
+past the output width (and, in 3-d, the rows past its height) are junk: they
+are computed and never copied out. Unlike :mod:`numconv.kernels.tap_sums`,
+which copies each tap column's rows so that runs have no junk, the planes
+here are one copy of the input, whatever the kernel size.
+
+:func:`forward_phase_sums` writes each wide output row as ``bias + Σ_t w[o,
+t]·run_t`` over its group's taps, two rows × 9 taps per pass
+(:func:`numconv.kernels.tap_sums.add_tap_block`), then copies the valid
+positions out. Work is split into tasks of output rows (in the folded row
+axis) of one image; a call does tasks ``[lo, hi)``. Serial and GIL-free: the
+algorithm runs one call per worker thread.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .._config import KERNEL_OPTIONS
+from .tap_sums import FORWARD_TAP_BLOCK, add_tap_block
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _copy_planes(x, n, r0, rows, row_source, col_source, width, planes):  # pragma: no cover
+    """Plane rows ``[r0, r0 + rows)`` of image ``n`` into ``planes``, ``width`` values each.
+
+    ``planes[(c·PR + pr)·PC + pc, i·width + e]`` is ``x[n, c, row_source[pr,
+    r0 + i], col_source[pc, e]]``, a zero where either source is ``-1``.
+    """
+    channels = x.shape[1]
+    row_phases = row_source.shape[0]
+    col_phases = col_source.shape[0]
+    for c in range(channels):
+        for pr in range(row_phases):
+            for i in range(rows):
+                src = row_source[pr, r0 + i]
+                for pc in range(col_phases):
+                    plane = planes[(c * row_phases + pr) * col_phases + pc]
+                    dst = plane[i * width : (i + 1) * width]
+                    if src < 0:
+                        dst[:] = 0
+                        continue
+                    x_row = x[n, c, src]
+                    cols = col_source[pc]
+                    for e in range(width):
+                        s = cols[e]
+                        dst[e] = x_row[s] if s >= 0 else 0
+
+
+@njit(**KERNEL_OPTIONS)
+def forward_phase_sums(
+    x, w, bias, y, row_source, col_source, tap_plane, tap_row, tap_col,
+    plane_h, out_h, out_rows, chunk_rows, lo, hi,
+):  # fmt: skip  # pragma: no cover
+    """Write tasks ``[lo, hi)``'s outputs ``y[n, o] = bias[o] + Σ_t w[o, t]·x_t``.
+
+    ``x`` is the unpadded input ``(N, C, D·H, W)``; ``y`` the output ``(N,
+    C_out, OD·OH, OW)``; ``w`` ``(C_out, T)`` with ``T`` a multiple of
+    :data:`FORWARD_TAP_BLOCK` (zero weights past each filter's end).
+    ``row_source[pr, r]`` is the input row (``d·H + h``, or ``-1`` for a
+    zero) of plane row ``r`` in row phase ``pr`` (a depth and height phase
+    pair); ``col_source[pc, e]`` the input column of plane column ``e`` in W
+    phase ``pc``. Group ``g``'s tap ``t`` reads plane ``tap_plane[g, t]``
+    from row ``tap_row[t]``, column ``tap_col[t]`` on; padding taps read the
+    plane of zeros after the input's, so they add exact zeros even where
+    the input holds infinities.
+
+    Wide output row ``r`` (of ``out_rows``) is output row ``r mod plane_h``
+    of depth slice ``r // plane_h``; rows with ``r mod plane_h >= out_h``
+    and columns past ``OW`` are junk. A task is ``chunk_rows`` wide rows of
+    one image.
+    """
+    _, out_channels, _, out_w = y.shape
+    groups, taps = tap_plane.shape
+    group_outputs = out_channels // groups
+    width = col_source.shape[1]
+    reach = tap_row.max()
+    # One more row than the taps reach: the last row's junk columns run on into it.
+    plane_rows = chunk_rows + reach + 1
+    count = x.shape[1] * row_source.shape[0] * col_source.shape[0]
+    planes = np.empty((count + 1, plane_rows * width), dtype=x.dtype)
+    planes[count] = 0
+    # Row out_channels is the spare partner of a group's odd last output.
+    wide = np.empty((out_channels + 1, chunk_rows * width), dtype=y.dtype)
+    chunks = -(-out_rows // chunk_rows)
+    for task in range(lo, hi):
+        n = task // chunks
+        r0 = task % chunks * chunk_rows
+        rows = min(chunk_rows, out_rows - r0)
+        length = rows * width
+        _copy_planes(x, n, r0, rows + reach + 1, row_source, col_source, width, planes)
+        for o in range(out_channels):
+            value = bias[o]
+            wide_o = wide[o]
+            for q in range(length):
+                wide_o[q] = value
+        for g in range(groups):
+            first = g * group_outputs
+            last = first + group_outputs - 1
+            for o0 in range(first, last + 1, 2):
+                o1 = o0 + 1 if o0 < last else out_channels
+                w1 = w[min(o1, last)]
+                for t0 in range(0, taps, FORWARD_TAP_BLOCK):
+                    add_tap_block(
+                        wide[o0, :length], wide[o1, :length], w[o0], w1, t0, planes,
+                        tap_plane[g], tap_row, tap_col, width, length,
+                    )  # fmt: skip
+        for i in range(rows):
+            r = r0 + i
+            oh = r % plane_h
+            if oh >= out_h:
+                continue
+            row = r // plane_h * out_h + oh
+            for o in range(out_channels):
+                src = wide[o, i * width : i * width + out_w]
+                dst = y[n, o, row]
+                for e in range(out_w):
+                    dst[e] = src[e]
