@@ -787,6 +787,14 @@ def test_tap_sums_only_take_one_group_and_one_slice_deep():
     assert tap_sums.applies(_plan(np.empty((2, 4, 30)), np.empty((4, 4, 3)), {}))
 
 
+def _assert_same_non_finite(got, expected):
+    """NaN and infinities exactly where ``expected`` has them; the finite values close."""
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_array_equal(got[np.isinf(expected)], expected[np.isinf(expected)])
+    finite = np.isfinite(expected)
+    assert_close(got[finite], expected[finite], np.float64)
+
+
 @pytest.mark.parametrize("kernel", [(2, 2), (3, 3), (2, 5)])  # 12, 27 and 30 taps over 3 channels
 def test_tap_sums_forward_adds_exact_zeros_for_block_padding(rng, kernel):
     """Taps padding the last block of 9 read zeros, not real inputs: an infinity stays infinite.
@@ -804,10 +812,7 @@ def test_tap_sums_forward_adds_exact_zeros_for_block_padding(rng, kernel):
         expected = F.conv2d(x, w, b, padding=1)
     with _dispatch.forced("tap_sums"):
         got = F.conv2d(x, w, b, padding=1)
-    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
-    np.testing.assert_array_equal(got[np.isinf(expected)], expected[np.isinf(expected)])
-    finite = np.isfinite(expected)
-    assert_close(got[finite], expected[finite], np.float64)
+    _assert_same_non_finite(got, expected)
 
 
 @pytest.mark.parametrize(
@@ -926,10 +931,7 @@ def test_phase_sums_keep_infinities_where_they_belong(rng, kernel, kw):
         expected = F.conv2d(x, w, b, groups=2, **kw)
     with _dispatch.forced("phase_sums"):
         got = F.conv2d(x, w, b, groups=2, **kw)
-    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
-    np.testing.assert_array_equal(got[np.isinf(expected)], expected[np.isinf(expected)])
-    finite = np.isfinite(expected)
-    assert_close(got[finite], expected[finite], np.float64)
+    _assert_same_non_finite(got, expected)
 
 
 @pytest.mark.parametrize(
