@@ -17,9 +17,9 @@ The rule, from measurements recorded in ``docs/performance.md``:
   per group or at most :data:`PHASE_SUMS_MAX_TRANSFORM_FLOPS` FLOPs.
   Against the algorithm chosen before (two threads, one process,
   docs/performance.md §29) it won all 22 such shapes measured, by
-  1.01-7.6×: grouped 5×5 and 7×7 layers 1.5-2.6×, 3-d layers 1.35-2.8×,
-  g8_3x3 (16 channels a group, Winograd before) 1.33×, calls under a
-  million FLOPs 4-5× (the direct loops before). Winograd kept the ones it
+  1.01-7.6×: grouped 5×5 and 7×7 layers 1.25-2.6×, 3-d layers 1.35-2.8×,
+  g8_3x3 (16 channels a group, Winograd before) 1.33×, calls of 0.6-1.2
+  MFLOP 4-5× (the direct loops before). Winograd kept the ones it
   won: 16 → 32 channels on 8×56² (4608 weights, 1.45 against 1.79 ms),
   4 groups of 32 on 8×128×28² (3.43 against 3.75), video3d (winograd3d,
   20 against 39 ms); so did the planar GEMM on layers with more weights
