@@ -7,7 +7,7 @@ import numba
 import numpy as np
 
 from .._padding import pad_channels_last
-from .._params import ConvPlan
+from .._params import ConvPlan, kernel_array
 
 
 def select_inner(op: str, plan: ConvPlan, dtype):
@@ -52,3 +52,18 @@ def partial_sum_count(plan: ConvPlan) -> int:
     thread count: results are deterministic at a fixed thread count.
     """
     return max(1, min(numba.get_num_threads(), plan.batch * plan.out[0] * plan.out[1]))
+
+
+def tap_block_operands(plan: ConvPlan, w5, bias, taps: int, dtype):
+    """Weights ``(C_out, taps)`` and biases ``(C_out,)`` for the tap sums' forward block.
+
+    ``taps`` is a whole number of blocks; the weights past each filter's end
+    are zeros, so the padding taps (which read a plane of zeros) add exact
+    zeros. Shared by :mod:`.tap_sums` and :mod:`.phase_sums`.
+    """
+    weights = np.zeros((plan.out_channels, taps), dtype=dtype)
+    filters = w5.reshape(plan.out_channels, -1)
+    weights[:, : filters.shape[1]] = filters
+    if bias is None:
+        return weights, np.zeros(plan.out_channels, dtype=dtype)
+    return weights, kernel_array(bias, (plan.out_channels,), dtype)

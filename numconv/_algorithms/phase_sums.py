@@ -31,6 +31,7 @@ from .._workers import run_parts, split_range
 from ..kernels.phase_sums import forward_phase_sums
 from ..kernels.tap_sums import FORWARD_TAP_BLOCK
 from . import planar_gemm
+from .common import tap_block_operands
 
 NAME = "phase_sums"
 
@@ -53,13 +54,7 @@ def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
     layout = _layout(plan, numba.get_num_threads(), TASK_POSITIONS)
     depth, height, width = plan.spatial
     x4 = kernel_array(x5, (plan.batch, plan.in_channels, depth * height, width), dtype)
-    taps = layout.tap_plane.shape[1]
-    weights = np.zeros((plan.out_channels, taps), dtype=dtype)
-    weights[:, : math.prod(plan.weight5[1:])] = w5.reshape(plan.out_channels, -1)
-    if bias is None:
-        biases = np.zeros(plan.out_channels, dtype=dtype)
-    else:
-        biases = kernel_array(bias, (plan.out_channels,), dtype)
+    weights, biases = tap_block_operands(plan, w5, bias, layout.tap_plane.shape[1], dtype)
     out_d, out_h, out_w = plan.out
     y = np.empty((plan.batch, plan.out_channels, out_d * out_h, out_w), dtype=dtype)
     run_parts(

@@ -34,6 +34,7 @@ from .._params import ConvPlan, kernel_array
 from .._workers import run_parts, split_range
 from ..kernels.tap_sums import FORWARD_TAP_BLOCK, forward_sums, weight_grad_sums
 from . import planar_gemm
+from .common import tap_block_operands
 
 NAME = "tap_sums"
 
@@ -59,12 +60,7 @@ def applies(plan: ConvPlan) -> bool:
 def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
     layout = _layout(plan, numba.get_num_threads(), TASK_POSITIONS)
     x4 = kernel_array(x5, (plan.batch, plan.in_channels, *plan.spatial[1:]), dtype)
-    weights = np.zeros((plan.out_channels, len(layout.forward_taps[0])), dtype=dtype)
-    weights[:, : len(layout.taps[0])] = w5.reshape(plan.out_channels, -1)
-    if bias is None:
-        biases = np.zeros(plan.out_channels, dtype=dtype)
-    else:
-        biases = kernel_array(bias, (plan.out_channels,), dtype)
+    weights, biases = tap_block_operands(plan, w5, bias, len(layout.forward_taps[0]), dtype)
     y = np.empty((plan.batch, plan.out_channels, *plan.out[1:]), dtype=dtype)
     run_parts(
         lambda bounds: forward_sums(

@@ -90,8 +90,10 @@ def forward_phase_sums(
     count = x.shape[1] * row_source.shape[0] * col_source.shape[0]
     planes = np.empty((count + 1, plane_rows * width), dtype=x.dtype)
     planes[count] = 0
-    # Row out_channels is the spare partner of a group's odd last output.
+    # Row out_channels is the spare partner of a group's odd last output: summed
+    # into, never copied out; zeroed so that it never holds slow denormal garbage.
     wide = np.empty((out_channels + 1, chunk_rows * width), dtype=y.dtype)
+    wide[out_channels] = 0
     chunks = -(-out_rows // chunk_rows)
     for task in range(lo, hi):
         n = task // chunks
