@@ -24,6 +24,18 @@ The rule, from measurements recorded in ``docs/performance.md``:
   4 groups of 32 on 8×128×28² (3.43 against 3.75), video3d (winograd3d,
   20 against 39 ms); so did the planar GEMM on layers with more weights
   per group (k5_48, 76800: 6.1 against 7.0 ms);
+- input gradients of grouped layers and kernels more than one deep with as
+  few weights per group -> ``phase_sums`` too (one forward of ``gy`` per
+  stride residue), unless a strided axis leaves a residue a single tap,
+  and where Winograd suits, only for calls of at most
+  :data:`PHASE_SUMS_MAX_TRANSFORM_FLOPS` FLOPs (see
+  :func:`_phase_sums_input_grad_suits`). Against the algorithm chosen
+  before (docs/performance.md §30) it won or tied all 9 shapes it took:
+  grouped 5×5 and 7×7 layers 1.2-1.8×, a 3-d 5×5×5 layer 1.4-1.7×, small
+  grouped and 3-d calls 1.3-4×, batch-1 g4_k5_s2 a tie. It lost on
+  one-group 2-d layers (mnist_k5 2.3 against 0.83 ms, cifar_first 2.1
+  against 1.4), on 3×3 stride 2 (batch-1, 4 groups: 0.76 against 0.41)
+  and to Winograd on g8_3x3 (3.6 against 2.7);
 - stride-1 undilated 3×3 convolutions -> Winograd, when each group has at
   least :data:`WINOGRAD_MIN_IN_CHANNELS` input channels and its input times
   output channels is at least :data:`WINOGRAD_MIN_CHANNELS`: ``winograd4``
@@ -140,6 +152,8 @@ def select(op: str, plan: ConvPlan, dtype):
     transform = _transform_algorithm(plan)
     if op == "forward" and _phase_sums_suit(plan, transform is not None):
         return phase_sums
+    if op == "input_grad" and _phase_sums_input_grad_suits(plan, transform is not None):
+        return phase_sums
     if transform is not None:
         return transform
     if plan.flops >= PLANAR_MIN_FLOPS:
@@ -177,6 +191,26 @@ def _phase_sums_suit(plan: ConvPlan, transform_suits: bool) -> bool:
         small_call = plan.flops <= PHASE_SUMS_MAX_TRANSFORM_FLOPS
         return weights <= PHASE_SUMS_MAX_TRANSFORM_WEIGHTS or small_call
     return not (plan.flops >= PLANAR_MIN_FLOPS and _tap_sums_suit(plan))
+
+
+def _phase_sums_input_grad_suits(plan: ConvPlan, transform_suits: bool) -> bool:
+    """Whether ``phase_sums`` beats the other algorithms' input gradient (measured, §30).
+
+    The gradient is one forward of the sums per stride residue. It wins
+    where the planar GEMM's products are short or its 3-d column tiles
+    large: grouped layers and kernels more than one deep, with few weights
+    per group. It lost on one-group 2-d layers (above all with 1 or 3 input
+    channels: a forward with 1 or 3 outputs), and where a strided axis
+    leaves a residue a single tap (3×3 at stride 2: each residue's forward
+    is too small). Where Winograd suits, only small calls.
+    """
+    if plan.groups == 1 and plan.kernel[0] == 1:
+        return False
+    if phase_sums.group_weights(plan) > PHASE_SUMS_MAX_GROUP_WEIGHTS:
+        return False
+    if not phase_sums.strided_residues_have_several_taps(plan):
+        return False
+    return not transform_suits or plan.flops <= PHASE_SUMS_MAX_TRANSFORM_FLOPS
 
 
 def _tap_sums_suit(plan: ConvPlan) -> bool:

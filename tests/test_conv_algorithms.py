@@ -424,6 +424,28 @@ def test_selection_rule(x_shape, w_shape, kw, expected):
 
 
 @pytest.mark.parametrize(
+    "x_shape, w_shape, kw, expected",
+    [
+        ((4, 64, 33, 33), (96, 16, 5, 5), dict(stride=2, padding=2, groups=4), "phase_sums"),
+        ((8, 64, 28, 28), (64, 16, 7, 7), dict(padding=3, groups=4), "phase_sums"),
+        ((2, 16, 8, 24, 24), (16, 16, 5, 5, 5), dict(padding=2), "phase_sums"),  # one group, 3-d
+        ((8, 64, 2000), (64, 16, 7), dict(padding=3, groups=4), "phase_sums"),
+        ((2, 32, 14, 14), (32, 8, 3, 3), dict(padding=1, groups=4), "phase_sums"),  # small call
+        # Winograd on larger calls, the planar GEMM on one-group 2-d layers
+        ((8, 128, 28, 28), (128, 16, 3, 3), dict(padding=1, groups=8), "winograd4"),
+        ((8, 48, 28, 28), (64, 48, 5, 5), dict(padding=2), "planar_gemm"),
+        ((64, 1, 28, 28), (32, 1, 5, 5), {}, "planar_gemm"),
+        # one tap a residue along a strided axis; too many weights a group
+        ((1, 128, 28, 28), (128, 32, 3, 3), dict(stride=2, padding=1, groups=4), "planar_gemm"),
+        ((8, 128, 28, 28), (128, 64, 5, 5), dict(padding=2, groups=2), "planar_gemm"),
+    ],
+)
+def test_input_gradient_selection(x_shape, w_shape, kw, expected):
+    plan = _plan(np.empty(x_shape), np.empty(w_shape), kw)
+    assert _dispatch.select("input_grad", plan, np.float32).NAME == expected
+
+
+@pytest.mark.parametrize(
     "shape, c_out, kw",
     [
         ((2, 3, 8, 9), 4, dict(padding=1)),
@@ -867,6 +889,9 @@ PHASE_SUMS_SHAPES = [
     ((3, 4, 30), 6, (5,), dict(stride=2, padding=1, groups=2)),  # 1-d
     ((2, 6, 8, 8), 12, (3, 3), dict(padding=1, groups=6)),  # channel multiplier 2
     ((3, 6, 9), 7, (3, 3), dict(padding="same")),  # unbatched
+    # stride above the kernel: a residue without taps; pads beyond the taps' reach
+    ((2, 4, 11, 10), 4, (2, 2), dict(stride=3, padding=(4, 3), groups=2)),
+    ((2, 4, 12, 13), 6, (3, 3), dict(stride=2, groups=2)),  # the last input row never read
 ]
 
 
@@ -896,21 +921,25 @@ def test_phase_sums_match_the_direct_algorithm(monkeypatch, rng, shape, c_out, k
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_phase_sums_float32_is_within_1e5_of_float64(rng, threads):
-    """Long float32 sums (400 taps a group) stay within the direct tolerance."""
+    """Long float32 sums (400 taps a group forward, up to 108 a residue in the input
+    gradient) stay within the direct tolerance."""
     x = rng.standard_normal((4, 32, 33, 33))
     w = rng.standard_normal((24, 16, 5, 5))
+    gy = rng.standard_normal((4, 24, 17, 17))
+    kw = dict(stride=2, padding=2, groups=2)
     with _dispatch.forced("direct"):
-        expected = F.conv2d(x, w, stride=2, padding=2, groups=2)
+        expected = F.conv2d(x, w, **kw), F.conv2d_input_grad(x.shape, w, gy, **kw)
+    x32, w32, gy32 = (a.astype(np.float32) for a in (x, w, gy))
     previous = numba.get_num_threads()
     numba.set_num_threads(threads)
     try:
         with _dispatch.forced("phase_sums"):
-            got = F.conv2d(x.astype(np.float32), w.astype(np.float32), stride=2, padding=2,
-                           groups=2)  # fmt: skip
+            got = F.conv2d(x32, w32, **kw), F.conv2d_input_grad(x.shape, w32, gy32, **kw)
     finally:
         numba.set_num_threads(previous)
-    assert got.dtype == np.float32
-    assert_close(got, expected, np.float32)
+    for g, e in zip(got, expected, strict=True):
+        assert g.dtype == np.float32
+        assert_close(g, e, np.float32)
 
 
 @pytest.mark.parametrize("kernel, kw", [((3, 3), dict(padding=1)), ((2, 5), dict(stride=2))])
@@ -932,6 +961,47 @@ def test_phase_sums_keep_infinities_where_they_belong(rng, kernel, kw):
     with _dispatch.forced("phase_sums"):
         got = F.conv2d(x, w, b, groups=2, **kw)
     _assert_same_non_finite(got, expected)
+
+
+@pytest.mark.parametrize(
+    "kernel, kw", [((3, 3), dict(padding=1)), ((2, 5), dict(stride=2)), ((5, 5), dict(stride=2))]
+)
+def test_phase_sums_input_gradient_keeps_infinities_where_they_belong(rng, kernel, kw):
+    """The input gradient's forwards read the output gradient: its junk columns and
+    the taps padding each residue's blocks must not carry an infinity anywhere else."""
+    x = np.empty((2, 4, 13, 12))
+    w = rng.standard_normal((6, 2, *kernel))
+    gy = rng.standard_normal(F.conv2d(x, w, groups=2, **kw).shape)
+    gy[1, 2, 3, -1] = np.inf  # the last column: the residues' junk columns read it
+    gy[0, 4, 0, 0] = -np.inf
+    with _dispatch.forced("direct"):
+        expected = F.conv2d_input_grad(x.shape, w, gy, groups=2, **kw)
+    with _dispatch.forced("phase_sums"):
+        got = F.conv2d_input_grad(x.shape, w, gy, groups=2, **kw)
+    assert np.isinf(expected).any()
+    _assert_same_non_finite(got, expected)
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect"])
+@pytest.mark.parametrize("shape, c_out, kernel, kw", PHASE_SUMS_SHAPES)
+def test_phase_sums_input_gradient_writes_every_position_once(shape, c_out, kernel, kw, mode):
+    """The residues' forwards write disjoint positions (no two parts race on one)
+    and, with the positions no tap reaches, cover the whole gradient."""
+    if mode == "reflect" and len(kernel) == 3 and kw.get("padding") == (1, 0, 2):
+        kw = dict(kw, padding=(1, 0, 1))  # reflect needs pads smaller than the input
+    nd = len(kernel)
+    groups = kw.get("groups", 1)
+    w = np.empty((c_out, shape[-nd - 1] // groups, *kernel))
+    plan = _plan(np.empty(shape), w, dict(kw, padding_mode=mode))
+    layout = phase_sums._gradient_layout(plan, 2)
+    written = np.zeros(layout.extent[0] * layout.extent[1] * layout.extent[2], dtype=int)
+    for residue in layout.residues:
+        rows = residue.row_target[residue.row_target >= 0]
+        cols = residue.col_offset + plan.stride[2] * np.arange(residue.layout.out_w)
+        np.add.at(written, (rows[:, None] * layout.extent[2] + cols).ravel(), 1)
+    assert written.max() == 1
+    assert layout.gaps or written.min() == 1
+    assert layout.padded == (mode != "zeros" and any(b or a for b, a in plan.pads))
 
 
 @pytest.mark.parametrize(

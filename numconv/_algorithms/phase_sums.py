@@ -1,4 +1,4 @@
-"""Forwards of layers with few weights per group: sums over flat runs of stride-phase planes.
+"""Layers with few weights per group: forwards and input gradients as sums over flat runs.
 
 Grouped, strided and 3-d layers with few weights per group ran on the planar
 GEMM (BLAS products with 24 to 64 rows, at well under BLAS's peak, plus an
@@ -11,21 +11,28 @@ taps, summed in vector registers two rows × 9 taps at a time. The copy is
 one input's worth, whatever the kernel; the price is the junk columns (the
 plane width minus the output width) computed and dropped.
 
-Forward only, for any groups, dims, stride, dilation and padding mode. The
-dispatch never chooses it for a gradient; forced (in tests), the gradients
-run on the planar GEMM.
+The input gradient is the same sums over the output gradient: one stride-1
+forward per stride residue of the input, with the residue's taps reversed
+and the filters' channels swapped (:func:`input_grad`). Both for any
+groups, dims, stride, dilation and padding mode. The weight gradient runs
+on the planar GEMM: on these planes it would multiply the junk positions'
+inputs, and ``0·inf`` is NaN.
 """
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import functools
+import itertools
 import math
 from typing import NamedTuple
 
 import numba
 import numpy as np
 
-from .._padding import extended_map, source_indices
+from .. import _workspace
+from .._padding import extended_map, pad_adjoint_channels_last, source_indices
 from .._params import ConvPlan, kernel_array
 from .._workers import run_parts, split_range
 from ..kernels.phase_sums import forward_phase_sums
@@ -51,25 +58,62 @@ def applies(plan: ConvPlan) -> bool:
 
 
 def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
-    layout = _layout(plan, numba.get_num_threads(), TASK_POSITIONS)
-    depth, height, width = plan.spatial
-    x4 = kernel_array(x5, (plan.batch, plan.in_channels, depth * height, width), dtype)
+    layout = _layout(plan, _part_count(plan, numba.get_num_threads()), TASK_POSITIONS)
+    x4 = _rows_array(x5, plan.batch, plan.in_channels, plan.spatial, dtype)
     weights, biases = tap_block_operands(plan, w5, bias, layout.tap_plane.shape[1], dtype)
     out_d, out_h, out_w = plan.out
     y = np.empty((plan.batch, plan.out_channels, out_d * out_h, out_w), dtype=dtype)
     run_parts(
-        lambda bounds: forward_phase_sums(
-            x4, weights, biases, y, layout.row_source, layout.col_source, layout.tap_plane,
-            layout.tap_row, layout.tap_col, layout.plane_h, out_h, layout.out_rows,
-            layout.chunk_rows, *bounds,
-        ),
+        lambda bounds: _sums(x4, weights, biases, y, layout, layout.row_target, 1, 0, bounds),
         layout.parts,
-    )  # fmt: skip
+    )
     return y.reshape(plan.output5)
 
 
 def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
-    return planar_gemm.input_grad(plan, w5, gy5, dtype)
+    """The input gradient as one stride-1 forward of ``gy`` per stride residue.
+
+    The padded input position ``j = q·s + r`` receives ``Σ gy[o]·w[k]`` over
+    the taps with ``k·d ≡ r (mod s)`` at ``o = q - (k·d - r)/s``: for each
+    residue ``r`` a stride-1 correlation of ``gy`` with those taps in
+    reverse, dilated by the step of ``(k·d - r)/s`` between them and with
+    the filters' input and output channels swapped (see
+    :class:`_Residue`). Each residue is a forward of these phase sums,
+    written straight into every ``s``-th position of the gradient. One
+    hand-off runs all residues: part ``i`` does the ``i``-th task range of
+    each. Residues write disjoint positions, tasks disjoint rows: no races.
+    """
+    layout = _gradient_layout(plan, numba.get_num_threads())
+    gy4 = _rows_array(gy5, plan.batch, plan.out_channels, plan.out, dtype)
+    w6 = w5.reshape(plan.groups, plan.out_channels // plan.groups, *plan.weight5[1:])
+    operands = []
+    for residue in layout.residues:
+        sub = w6[(slice(None),) * 3 + residue.taps]  # a view: fancy indexing cost 0.1 ms
+        sub = sub.transpose(0, 2, 1, 3, 4, 5).reshape(residue.plan.weight5)
+        taps = residue.layout.tap_plane.shape[1]
+        operands.append((residue, *tap_block_operands(residue.plan, sub, None, taps, dtype)))
+    depth, height, width = layout.extent
+    shape = (plan.batch, plan.in_channels, depth * height, width)
+    if layout.padded:  # every position is written, so the scratch needs no clearing but gaps'
+        fill = _workspace.zeroed if layout.gaps else _workspace.scratch
+        gx = fill("phase_sums.padded_gradient", shape, dtype)
+    else:
+        gx = (np.zeros if layout.gaps else np.empty)(shape, dtype=dtype)
+
+    def part(index):
+        for residue, weights, biases in operands:
+            bounds = residue.layout.parts
+            if index < len(bounds):
+                _sums(
+                    gy4, weights, biases, gx, residue.layout, residue.row_target,
+                    plan.stride[2], residue.col_offset, bounds[index],
+                )  # fmt: skip
+
+    run_parts(part, range(layout.parts))
+    if not layout.padded:
+        return gx.reshape(plan.input5)
+    gxp = gx.reshape(plan.batch, plan.in_channels, *plan.padded).transpose(0, 2, 3, 4, 1)
+    return pad_adjoint_channels_last(gxp, plan.spatial, plan.pads, plan.padding_mode)
 
 
 def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
@@ -81,14 +125,48 @@ def group_weights(plan: ConvPlan) -> int:
     return plan.out_channels // plan.groups * math.prod(plan.weight5[1:])
 
 
+def strided_residues_have_several_taps(plan: ConvPlan) -> bool:
+    """Whether every stride residue of every strided axis has two taps or more (or none).
+
+    The input gradient runs one forward per residue; with one tap along an
+    axis (3×3 at stride 2) those forwards are too thin to pay.
+    """
+    for size, stride, dilation in zip(plan.kernel, plan.stride, plan.dilation, strict=True):
+        if stride > 1:
+            per_residue = collections.Counter(k * dilation % stride for k in range(size))
+            if min(per_residue.values()) < 2:
+                return False
+    return True
+
+
 def scratch_elements(plan: ConvPlan) -> int:
     """Values of the planes and wide outputs every part allocates, summed over the parts."""
-    layout = _layout(plan, numba.get_num_threads(), TASK_POSITIONS)
+    layout = _layout(plan, _part_count(plan, numba.get_num_threads()), TASK_POSITIONS)
     width = layout.col_source.shape[1]
     planes = plan.in_channels * layout.row_source.shape[0] * layout.col_source.shape[0] + 1
     plane_rows = layout.chunk_rows + int(layout.tap_row.max()) + 1
     per_part = (planes * plane_rows + (plan.out_channels + 1) * layout.chunk_rows) * width
     return per_part * len(layout.parts)
+
+
+@functools.lru_cache(maxsize=256)
+def _part_count(plan: ConvPlan, threads: int) -> int:
+    """Parts worth handing out: one per :data:`PART_FLOPS`, at most one per thread (cached)."""
+    return max(1, min(threads, round(plan.flops / PART_FLOPS)))
+
+
+def _rows_array(a5, batch: int, channels: int, spatial, dtype) -> np.ndarray:
+    """``(N, C, D, H, W)`` as the kernel's ``(N, C, D·H, W)`` rows."""
+    depth, height, width = spatial
+    return kernel_array(a5, (batch, channels, depth * height, width), dtype)
+
+
+def _sums(x4, weights, biases, y, layout, row_target, col_step, col_offset, bounds) -> None:
+    forward_phase_sums(
+        x4, weights, biases, y, layout.row_source, layout.col_source, layout.tap_plane,
+        layout.tap_row, layout.tap_col, row_target, layout.out_w, col_step, col_offset,
+        layout.chunk_rows, *bounds,
+    )  # fmt: skip
 
 
 class _Layout(NamedTuple):
@@ -99,13 +177,15 @@ class _Layout(NamedTuple):
     tap_col: np.ndarray  # (T,): first plane column each tap reads
     plane_h: int  # plane rows per depth slice
     out_rows: int  # wide output rows, junk rows between depth slices included
+    row_target: np.ndarray  # (out_rows,): output row (OD·OH rows) of each wide row, or -1
+    out_w: int  # output columns per wide row
     chunk_rows: int  # wide output rows per task
-    parts: list[tuple[int, int]]  # task ranges, one per thread used
+    parts: list[tuple[int, int]]  # task ranges, one per part
 
 
-@functools.lru_cache(maxsize=64)
-def _layout(plan: ConvPlan, threads: int, task_positions: int) -> _Layout:
-    """Everything but the arrays' values, for one problem, thread count and task size.
+@functools.lru_cache(maxsize=256)
+def _layout(plan: ConvPlan, part_count: int, task_positions: int) -> _Layout:
+    """Everything but the arrays' values, for one problem, part count and task size.
 
     Cached: it depends on the shape only, and the kernel never writes these arrays.
     """
@@ -163,13 +243,115 @@ def _layout(plan: ConvPlan, threads: int, task_positions: int) -> _Layout:
     tap_rows = np.concatenate([np.array(tap_row, dtype=np.int64), padding])
     tap_cols = np.concatenate([np.array(tap_col, dtype=np.int64), padding])
 
-    count = max(1, min(threads, round(plan.flops / PART_FLOPS)))
-    chunk_rows = _chunk_rows(plan.batch, out_rows, width, reach, count, task_positions)
+    row_target = _row_targets(plane_h, out_rows, plan.out, (1, 1), (0, 0), plan.out[1])
+    chunk_rows = _chunk_rows(plan.batch, out_rows, width, reach, part_count, task_positions)
     tasks = plan.batch * -(-out_rows // chunk_rows)
     return _Layout(
-        row_source, col_source, tap_planes, tap_rows, tap_cols, plane_h, out_rows, chunk_rows,
-        split_range(tasks, min(count, tasks)),
+        row_source, col_source, tap_planes, tap_rows, tap_cols, plane_h, out_rows, row_target,
+        plan.out[2], chunk_rows, split_range(tasks, min(part_count, tasks)),
     )  # fmt: skip
+
+
+def _row_targets(plane_h: int, out_rows: int, out, steps, offsets, target_h: int) -> np.ndarray:
+    """Row of the ``(·, target_h rows a slice, ·)`` result each wide output row goes to, or -1.
+
+    Wide row ``r`` is output row ``r mod plane_h`` of depth slice ``r //
+    plane_h`` (junk from ``out[1]`` on); output position ``(d, h)`` goes to
+    ``(d·steps[0] + offsets[0], h·steps[1] + offsets[1])``.
+    """
+    rows = np.arange(out_rows)
+    d, h = rows // plane_h, rows % plane_h
+    target = (d * steps[0] + offsets[0]) * target_h + h * steps[1] + offsets[1]
+    return np.where(h < out[1], target, -1).astype(np.int64)
+
+
+class _Residue(NamedTuple):
+    """One stride residue ``(r_D, r_H, r_W)`` of the input gradient, as a forward problem.
+
+    Along an axis with stride ``s``, dilation ``d`` and padding ``p``, the
+    residue's taps are the ``k`` with ``k·d ≡ r (mod s)``; ``m_k = (k·d -
+    r)/s`` steps by ``d' = d / gcd(d, s)`` between them. Its positions ``j =
+    q·s + r`` for ``q`` in ``[q0, q1)`` (those inside the written extent)
+    read ``gy[q - m_k]``: a stride-1 forward of ``gy`` with the taps in
+    reverse, dilation ``d'``, padding ``max(m) - q0`` before, whose output
+    ``e`` is position ``(e + q0)·s + r``, gradient index ``e·s + (q0·s + r -
+    shift)`` (``shift``: ``p`` when writing the unpadded input, else 0).
+    """
+
+    plan: ConvPlan  # the forward problem: C_out channels in, C_in out, groups kept
+    layout: _Layout
+    taps: tuple  # per axis: the slice of kernel indices of the sub-filter's taps, in its order
+    row_target: np.ndarray  # gradient row (depth·height) of each wide output row, or -1
+    col_offset: int  # gradient column of output column 0 (then every stride-th)
+
+
+class _GradientLayout(NamedTuple):
+    residues: list[_Residue]
+    extent: tuple[int, int, int]  # the gradient's written extent: the input's, or padded
+    padded: bool  # written over the padded input, then folded back by the padding's adjoint
+    gaps: bool  # some positions no tap reaches (dilation sharing a factor with stride)
+    parts: int
+
+
+@functools.lru_cache(maxsize=64)
+def _gradient_layout(plan: ConvPlan, threads: int) -> _GradientLayout:
+    """The input gradient's residue problems, for one problem and thread count (cached)."""
+    # Other padding modes fold the pads back onto the input: write the padded extent.
+    padded = plan.padding_mode != "zeros" and any(b or a for b, a in plan.pads)
+    extent = plan.padded if padded else plan.spatial
+    shifts = (0, 0, 0) if padded else tuple(b for b, _ in plan.pads)
+    axes = [
+        _axis_residues(*args)
+        for args in zip(
+            plan.stride, plan.dilation, plan.kernel, plan.out, extent, shifts, strict=True
+        )
+    ]
+    gaps = any(gap for _, gap in axes)
+    count = _part_count(plan, threads)
+    residues = []
+    for combo in itertools.product(*(found for found, _ in axes)):
+        taps, dilation, pads, out, first = zip(*combo, strict=True)
+        sizes = tuple(len(range(size)[t]) for size, t in zip(plan.kernel, taps, strict=True))
+        sub = dataclasses.replace(
+            plan, in_channels=plan.out_channels, out_channels=plan.in_channels,
+            spatial=plan.out, kernel=sizes, stride=(1, 1, 1),
+            dilation=dilation, pads=pads, out=out, padding_mode="zeros",
+        )  # fmt: skip
+        layout = _layout(sub, count, TASK_POSITIONS)
+        row_target = _row_targets(
+            layout.plane_h, layout.out_rows, out, plan.stride[:2], first[:2], extent[1]
+        )
+        residues.append(_Residue(sub, layout, taps, row_target, first[2]))
+    return _GradientLayout(residues, extent, padded, gaps, count)
+
+
+def _axis_residues(stride, dilation, size, out, extent, shift):
+    """One axis's residues with taps and positions, and whether a residue's positions lack taps.
+
+    Each residue as ``(taps, dilation, (before, after), positions, first)``:
+    the slice of kernel indices in the sub-filter's (reversed) order, the forward's
+    dilation and padding, its output length, and the gradient index of its
+    first position (see :class:`_Residue`).
+    """
+    found, gap = [], False
+    for r in range(stride):
+        q0 = -((r - shift) // stride)  # first q with q·s + r >= shift
+        q1 = -((r - shift - extent) // stride)
+        if q1 <= q0:
+            continue
+        taps = [k for k in range(size) if k * dilation % stride == r]
+        if not taps:
+            gap = True
+            continue
+        m = [(k * dilation - r) // stride for k in taps]
+        step = m[1] - m[0] if len(taps) > 1 else 1
+        before = m[-1] - q0
+        after = (q1 - q0) - out - before + (len(taps) - 1) * step
+        # The taps in reverse as a slice: they step by stride / gcd(dilation, stride).
+        spacing = taps[1] - taps[0] if len(taps) > 1 else 1
+        reverse = slice(taps[-1], taps[0] - 1 if taps[0] else None, -spacing)
+        found.append((reverse, step, (before, after), q1 - q0, q0 * stride + r - shift))
+    return found, gap
 
 
 def _chunk_rows(batch: int, out_rows: int, width: int, reach: int, parts: int, positions: int):

@@ -16,9 +16,12 @@ here are one copy of the input, whatever the kernel size.
 :func:`forward_phase_sums` writes each wide output row as ``bias + Σ_t w[o,
 t]·run_t`` over its group's taps, two rows × 9 taps per pass
 (:func:`numconv.kernels.tap_sums.add_tap_block`), then copies the valid
-positions out. Work is split into tasks of output rows (in the folded row
-axis) of one image; a call does tasks ``[lo, hi)``. Serial and GIL-free: the
-algorithm runs one call per worker thread.
+positions out, to any rows and to every ``col_step``-th column of the
+result (the input gradient, one stride-1 forward per stride residue, writes
+each residue's positions straight into the gradient this way). Work is
+split into tasks of output rows (in the folded row axis) of one image; a
+call does tasks ``[lo, hi)``. Serial and GIL-free: the algorithm runs one
+call per worker thread.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ def _copy_planes(x, n, r0, rows, row_source, col_source, width, planes):  # prag
 @njit(**KERNEL_OPTIONS)
 def forward_phase_sums(
     x, w, bias, y, row_source, col_source, tap_plane, tap_row, tap_col,
-    plane_h, out_h, out_rows, chunk_rows, lo, hi,
+    row_target, out_w, col_step, col_offset, chunk_rows, lo, hi,
 ):  # fmt: skip  # pragma: no cover
     """Write tasks ``[lo, hi)``'s outputs ``y[n, o] = bias[o] + Σ_t w[o, t]·x_t``.
 
@@ -75,12 +78,15 @@ def forward_phase_sums(
     plane of zeros after the input's, so they add exact zeros even where
     the input holds infinities.
 
-    Wide output row ``r`` (of ``out_rows``) is output row ``r mod plane_h``
-    of depth slice ``r // plane_h``; rows with ``r mod plane_h >= out_h``
-    and columns past ``OW`` are junk. A task is ``chunk_rows`` wide rows of
-    one image.
+    Wide output row ``r`` goes to row ``row_target[r]`` of ``y`` (``-1``:
+    a junk row, between depth slices), its first ``out_w`` columns ``e`` to
+    columns ``e·col_step + col_offset`` (the forward: ``1`` and ``0``; the
+    input gradient writes each stride residue's outputs to every
+    ``col_step``-th column); the columns past ``out_w`` are junk. A task is
+    ``chunk_rows`` wide rows of one image.
     """
-    _, out_channels, _, out_w = y.shape
+    out_channels = y.shape[1]
+    out_rows = row_target.shape[0]
     groups, taps = tap_plane.shape
     group_outputs = out_channels // groups
     width = col_source.shape[1]
@@ -118,13 +124,11 @@ def forward_phase_sums(
                         tap_plane[g], tap_row, tap_col, width, length,
                     )  # fmt: skip
         for i in range(rows):
-            r = r0 + i
-            oh = r % plane_h
-            if oh >= out_h:
+            row = row_target[r0 + i]
+            if row < 0:
                 continue
-            row = r // plane_h * out_h + oh
             for o in range(out_channels):
                 src = wide[o, i * width : i * width + out_w]
                 dst = y[n, o, row]
                 for e in range(out_w):
-                    dst[e] = src[e]
+                    dst[e * col_step + col_offset] = src[e]
