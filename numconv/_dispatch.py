@@ -10,8 +10,9 @@ The rule, from measurements recorded in ``docs/performance.md``:
 - depthwise convolutions (one channel per group) -> ``depthwise``;
 - 1×1 convolutions without padding or groups -> ``pointwise``: plain matrix
   products in the caller's layout, with nothing to copy;
-- forwards with few weights per group (``C_out/G · C/G · KD·KH·KW`` at most
-  :data:`PHASE_SUMS_MAX_GROUP_WEIGHTS`) -> ``phase_sums``, unless the tap
+- forwards and weight gradients with few weights per group (``C_out/G ·
+  C/G · KD·KH·KW`` at most :data:`PHASE_SUMS_MAX_GROUP_WEIGHTS`) ->
+  ``phase_sums``, unless the tap
   sums take the layer (below), and where a Winograd-family algorithm
   suits, only with at most :data:`PHASE_SUMS_MAX_TRANSFORM_WEIGHTS` weights
   per group or at most :data:`PHASE_SUMS_MAX_TRANSFORM_FLOPS` FLOPs.
@@ -23,7 +24,11 @@ The rule, from measurements recorded in ``docs/performance.md``:
   won: 16 → 32 channels on 8×56² (4608 weights, 1.45 against 1.79 ms),
   4 groups of 32 on 8×128×28² (3.43 against 3.75), video3d (winograd3d,
   20 against 39 ms); so did the planar GEMM on layers with more weights
-  per group (k5_48, 76800: 6.1 against 7.0 ms);
+  per group (k5_48, 76800: 6.1 against 7.0 ms). The weight gradient
+  (docs/performance.md §30) was faster on 22 of the 25 shapes the same
+  rule gives it (1.04-5.7×) and tied on three (4 groups 3×3 stride 2
+  batch 1, 0.49 against 0.44-0.54 ms, and two calls under 0.05 ms);
+  Winograd kept 4 groups of 32 (2.7-3.0 against 3.4 ms);
 - input gradients of grouped layers and kernels more than one deep with as
   few weights per group -> ``phase_sums`` too (one forward of ``gy`` per
   stride residue), unless a strided axis leaves a residue a single tap,
@@ -150,7 +155,7 @@ def select(op: str, plan: ConvPlan, dtype):
     if pointwise.applies(plan):
         return pointwise
     transform = _transform_algorithm(plan)
-    if op == "forward" and _phase_sums_suit(plan, transform is not None):
+    if op != "input_grad" and _phase_sums_suit(plan, transform is not None):
         return phase_sums
     if op == "input_grad" and _phase_sums_input_grad_suits(plan, transform is not None):
         return phase_sums
@@ -175,7 +180,7 @@ def _transform_algorithm(plan: ConvPlan):
 
 
 def _phase_sums_suit(plan: ConvPlan, transform_suits: bool) -> bool:
-    """Whether ``phase_sums`` beats the other algorithms' forward (measured, §29).
+    """Whether ``phase_sums`` beats the other algorithms' forward and weight gradient (§29, §30).
 
     Its sums run at the same speed whatever the layer, so it wins where the
     others pay most for few weights per group: short BLAS products, and

@@ -380,7 +380,7 @@ def test_pointwise_needs_one_group_and_no_padding(rng):
         ((8, 256, 28, 28), (64, 256, 1, 1), {}, {"pointwise"}),
         ((2, 4, 50), (4, 4, 3), {}, {"phase_sums", "direct"}),
         ((16, 64, 4096), (64, 64, 9), dict(padding=4), {"planar_gemm", "tap_sums"}),
-        ((1, 6, 8, 8), (12, 1, 3, 3), dict(groups=6), {"phase_sums", "direct"}),  # multiplier 2
+        ((1, 6, 8, 8), (12, 1, 3, 3), dict(groups=6), {"phase_sums"}),  # multiplier 2
         ((8, 128, 28, 28), (128, 32, 3, 3), dict(groups=4, padding=1), {"winograd4"}),
         ((8, 256, 14, 14), (256, 32, 3, 3), dict(groups=8, padding=1), {"winograd"}),
         ((8, 128, 28, 28), (128, 8, 3, 3), dict(groups=16, padding=1), {"phase_sums", "winograd4"}),
@@ -389,7 +389,7 @@ def test_pointwise_needs_one_group_and_no_padding(rng):
             (8, 128, 28, 28),
             (128, 4, 3, 3),
             dict(groups=32, padding=1),
-            {"phase_sums", "planar_gemm"},
+            {"phase_sums"},
         ),
         ((8, 64, 56, 56), (64, 32, 3, 3), dict(padding=2, dilation=2, groups=2), {"polyphase"}),
         ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=2, dilation=2), {"polyphase"}),
@@ -872,8 +872,8 @@ def test_tap_sums_are_chosen_only_within_the_scratch_bound(x_shape, w_shape, kw,
     within = tap_sums.scratch_elements(plan) <= math.prod(x_shape) + y_size
     assert within == chosen
     names = {_dispatch.select(op, plan, np.float32).NAME for op in ("forward", "weight_grad")}
-    # Outside the bound the forward goes to the phase sums (few weights a filter), not tap sums.
-    assert names == ({"tap_sums"} if chosen else {"phase_sums", "planar_gemm"})
+    # Outside the bound both go to the phase sums (few weights a filter), not tap sums.
+    assert names == ({"tap_sums"} if chosen else {"phase_sums"})
 
 
 PHASE_SUMS_SHAPES = [
@@ -922,7 +922,7 @@ def test_phase_sums_match_the_direct_algorithm(monkeypatch, rng, shape, c_out, k
 @pytest.mark.parametrize("threads", [1, 2])
 def test_phase_sums_float32_is_within_1e5_of_float64(rng, threads):
     """Long float32 sums (400 taps a group forward, up to 108 a residue in the input
-    gradient) stay within the direct tolerance."""
+    gradient, 578 positions a weight) stay within the direct tolerance."""
     x = rng.standard_normal((4, 32, 33, 33))
     w = rng.standard_normal((24, 16, 5, 5))
     gy = rng.standard_normal((4, 24, 17, 17))
@@ -930,11 +930,17 @@ def test_phase_sums_float32_is_within_1e5_of_float64(rng, threads):
     with _dispatch.forced("direct"):
         expected = F.conv2d(x, w, **kw), F.conv2d_input_grad(x.shape, w, gy, **kw)
     x32, w32, gy32 = (a.astype(np.float32) for a in (x, w, gy))
+    with _dispatch.forced("direct"):
+        expected += (F.conv2d_weight_grad(x, w.shape, gy, **kw),)
     previous = numba.get_num_threads()
     numba.set_num_threads(threads)
     try:
         with _dispatch.forced("phase_sums"):
-            got = F.conv2d(x32, w32, **kw), F.conv2d_input_grad(x.shape, w32, gy32, **kw)
+            got = (
+                F.conv2d(x32, w32, **kw),
+                F.conv2d_input_grad(x.shape, w32, gy32, **kw),
+                F.conv2d_weight_grad(x32, w.shape, gy32, **kw),  # 2·289 positions a weight
+            )
     finally:
         numba.set_num_threads(previous)
     for g, e in zip(got, expected, strict=True):
@@ -979,6 +985,32 @@ def test_phase_sums_input_gradient_keeps_infinities_where_they_belong(rng, kerne
     with _dispatch.forced("phase_sums"):
         got = F.conv2d_input_grad(x.shape, w, gy, groups=2, **kw)
     assert np.isinf(expected).any()
+    _assert_same_non_finite(got, expected)
+
+
+@pytest.mark.parametrize("value", [np.inf, np.nan])
+@pytest.mark.parametrize("kernel, kw", [((3, 3), dict(padding=1)), ((2, 5), dict(stride=2))])
+def test_phase_sums_weight_gradient_hands_non_finite_inputs_to_the_planar_gemm(
+    monkeypatch, rng, kernel, kw, value
+):
+    """An input the junk positions read (the last column) would make ``0·inf`` or
+    ``0·nan`` sums where the direct algorithm has finite ones; the kernel's probe
+    sees it and the planar GEMM computes the gradient instead."""
+    x = rng.standard_normal((2, 4, 9, 12))
+    w = np.empty((6, 2, *kernel))
+    gy = rng.standard_normal(F.conv2d(x, w, groups=2, **kw).shape)
+    calls = []
+    original = planar_gemm.weight_grad
+    monkeypatch.setattr(planar_gemm, "weight_grad", lambda *a: calls.append(1) or original(*a))
+    with _dispatch.forced("phase_sums"):
+        F.conv2d_weight_grad(x, w.shape, gy, groups=2, **kw)
+    assert not calls  # finite: the phase sums' own result
+    x[1, 2, 4, 11] = value
+    with _dispatch.forced("direct"):
+        expected = F.conv2d_weight_grad(x, w.shape, gy, groups=2, **kw)
+    with _dispatch.forced("phase_sums"):
+        got = F.conv2d_weight_grad(x, w.shape, gy, groups=2, **kw)
+    assert calls and np.isfinite(expected).any()
     _assert_same_non_finite(got, expected)
 
 

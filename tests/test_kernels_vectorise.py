@@ -194,10 +194,12 @@ PHASE_SUMS_PROBE = r"""
 import numpy as np
 import numconv.functional as F
 from numconv import _dispatch
-from numconv.kernels.phase_sums import forward_phase_sums
+from numconv.kernels.phase_sums import forward_phase_sums, weight_grad_phase_sums
+x, w = np.zeros((1, 4, 6, 6), np.float32), np.zeros((4, 2, 3, 3), np.float32)
 with _dispatch.forced("phase_sums"):
-    F.conv2d(np.zeros((1, 4, 6, 6), np.float32), np.zeros((4, 2, 3, 3), np.float32), groups=2)
-KERNELS = (forward_phase_sums,)
+    F.conv2d(x, w, groups=2)
+    F.conv2d_weight_grad(x, w.shape, np.zeros((1, 4, 4, 4), np.float32), groups=2)
+KERNELS = (forward_phase_sums, weight_grad_phase_sums)
 """
 
 
@@ -205,7 +207,9 @@ KERNELS = (forward_phase_sums,)
     platform.machine() != "x86_64" or not _has_avx2(), reason="checks x86-64 AVX2 assembly"
 )
 def test_phase_sums_run_on_vectors():
-    """The shared two rows × 9 taps block on vectors: 16 packed FMAs, as in the tap sums."""
+    """The shared blocks on vectors, as in the tap sums: the forward's two rows × 9 taps
+    (16 packed FMAs) and the weight gradient's 8 outputs × 3 taps (24)."""
     counts = _run_probe(PHASE_SUMS_PROBE + COUNT_PACKED_FMA)
-    _assert_packed_fma(counts, ["forward_phase_sums"])
+    _assert_packed_fma(counts, ["forward_phase_sums", "weight_grad_phase_sums"])
     assert int(counts["forward_phase_sums"]) >= 16
+    assert int(counts["weight_grad_phase_sums"]) >= 24

@@ -1,4 +1,4 @@
-"""Layers with few weights per group: forwards and input gradients as sums over flat runs.
+"""Layers with few weights per group: forward and gradients as sums over flat runs.
 
 Grouped, strided and 3-d layers with few weights per group ran on the planar
 GEMM (BLAS products with 24 to 64 rows, at well under BLAS's peak, plus an
@@ -13,10 +13,11 @@ plane width minus the output width) computed and dropped.
 
 The input gradient is the same sums over the output gradient: one stride-1
 forward per stride residue of the input, with the residue's taps reversed
-and the filters' channels swapped (:func:`input_grad`). Both for any
-groups, dims, stride, dilation and padding mode. The weight gradient runs
-on the planar GEMM: on these planes it would multiply the junk positions'
-inputs, and ``0·inf`` is NaN.
+and the filters' channels swapped (:func:`input_grad`). The weight gradient
+is each tap's run dotted with the output gradient's wide rows, zeros in
+their junk positions (:func:`weight_grad`); where an input the planes hold
+is not finite, ``0·inf`` would be NaN there, so such calls go to the planar
+GEMM. All three for any groups, dims, stride, dilation and padding mode.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from .. import _workspace
 from .._padding import extended_map, pad_adjoint_channels_last, source_indices
 from .._params import ConvPlan, kernel_array
 from .._workers import run_parts, split_range
-from ..kernels.phase_sums import forward_phase_sums
+from ..kernels.phase_sums import forward_phase_sums, weight_grad_phase_sums
 from ..kernels.tap_sums import FORWARD_TAP_BLOCK
 from . import planar_gemm
 from .common import tap_block_operands
@@ -117,7 +118,34 @@ def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
 
 
 def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
-    return planar_gemm.weight_grad(plan, x5, gy5, dtype)
+    """Dot products of the taps' runs with the output gradient's wide rows.
+
+    The wide rows' junk positions are zeros, so they add exact zeros as
+    long as the inputs there are finite. The kernel reports whether every
+    plane value was; if one was not, ``0·inf`` may have made a NaN no real
+    position makes, and the planar GEMM computes the gradient instead.
+    """
+    layout = _layout(plan, _part_count(plan, numba.get_num_threads()), TASK_POSITIONS)
+    x4 = _rows_array(x5, plan.batch, plan.in_channels, plan.spatial, dtype)
+    gy4 = _rows_array(gy5, plan.batch, plan.out_channels, plan.out, dtype)
+    taps = math.prod(plan.weight5[1:])
+    tap_plane = np.ascontiguousarray(layout.tap_plane[:, :taps])
+
+    def part(bounds):
+        sums = np.zeros((plan.out_channels, taps), dtype=np.float64)
+        probe = weight_grad_phase_sums(
+            x4, gy4, layout.row_source, layout.col_source, tap_plane, layout.tap_row[:taps],
+            layout.tap_col[:taps], layout.row_target, layout.chunk_rows, *bounds, sums,
+        )  # fmt: skip
+        return sums, probe
+
+    partials = run_parts(part, layout.parts)
+    if not all(np.isfinite(probe) for _, probe in partials):
+        return planar_gemm.weight_grad(plan, x5, gy5, dtype)
+    total = partials[0][0]
+    for sums, _ in partials[1:]:  # in part order: deterministic at a fixed thread count
+        total += sums
+    return total.astype(dtype).reshape(plan.weight5)
 
 
 def group_weights(plan: ConvPlan) -> int:

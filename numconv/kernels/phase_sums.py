@@ -1,4 +1,4 @@
-"""Forward convolution as sums over flat runs of stride-phase planes, any groups and dims.
+"""Convolution as sums over flat runs of stride-phase planes, any groups and dims.
 
 Split the padded input along each axis into its stride phases: phase ``p``
 of an axis with stride ``s`` holds the padded positions ``i·s + p``. A tap at
@@ -18,7 +18,9 @@ t]·run_t`` over its group's taps, two rows × 9 taps per pass
 (:func:`numconv.kernels.tap_sums.add_tap_block`), then copies the valid
 positions out, to any rows and to every ``col_step``-th column of the
 result (the input gradient, one stride-1 forward per stride residue, writes
-each residue's positions straight into the gradient this way). Work is
+each residue's positions straight into the gradient this way).
+:func:`weight_grad_phase_sums` dots each tap's run with the output
+gradient's wide rows, 8 output channels × 3 taps at a time. Work is
 split into tasks of output rows (in the folded row axis) of one image; a
 call does tasks ``[lo, hi)``. Serial and GIL-free: the algorithm runs one
 call per worker thread.
@@ -29,8 +31,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .._config import KERNEL_OPTIONS
-from .tap_sums import FORWARD_TAP_BLOCK, add_tap_block
+from .._config import KERNEL_OPTIONS, REDUCTION_OPTIONS
+from .tap_sums import FORWARD_TAP_BLOCK, OUT_BLOCK, TAP_BLOCK, add_tap_block, dot_tap_block
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -132,3 +134,85 @@ def forward_phase_sums(
                 dst = y[n, o, row]
                 for e in range(out_w):
                     dst[e * col_step + col_offset] = src[e]
+
+
+@njit(**REDUCTION_OPTIONS)
+def weight_grad_phase_sums(
+    x, gy, row_source, col_source, tap_plane, tap_row, tap_col, row_target, chunk_rows,
+    lo, hi, sums,
+):  # fmt: skip  # pragma: no cover
+    """Add tasks ``[lo, hi)``'s weight gradient into ``sums[o, t]``; return a finiteness probe.
+
+    Arguments as for :func:`forward_phase_sums`, with ``gy`` the output
+    gradient ``(N, C_out, OD·OH, OW)`` and ``tap_plane`` ``(G, T)`` the
+    group's ``T = C/G·KD·KH·KW`` taps, unpadded. Each weight is the dot
+    product of its tap's run with the output gradient's wide rows, copied
+    with zeros in the junk columns and rows, 8 output channels × 3 taps at a
+    time (:func:`numconv.kernels.tap_sums.dot_tap_block`).
+
+    The junk positions multiply zeros by inputs no real output reads at
+    that tap: exact zeros while the planes are finite. The return value is
+    ``Σ 0·v`` over the planes' values, NaN if any was not finite; then the
+    sums are wrong and the caller must compute the gradient another way.
+    """
+    out_channels = gy.shape[1]
+    out_w = gy.shape[3]
+    out_rows = row_target.shape[0]
+    groups, taps = tap_plane.shape
+    group_outputs = out_channels // groups
+    width = col_source.shape[1]
+    reach = tap_row.max()
+    plane_rows = chunk_rows + reach + 1
+    count = x.shape[1] * row_source.shape[0] * col_source.shape[0]
+    planes = np.empty((count, plane_rows * width), dtype=x.dtype)
+    wide = np.empty((out_channels, chunk_rows * width), dtype=gy.dtype)
+    probe = x.dtype.type(0)
+    chunks = -(-out_rows // chunk_rows)
+    for task in range(lo, hi):
+        n = task // chunks
+        r0 = task % chunks * chunk_rows
+        rows = min(chunk_rows, out_rows - r0)
+        length = rows * width
+        used = (rows + reach + 1) * width
+        _copy_planes(x, n, r0, rows + reach + 1, row_source, col_source, width, planes)
+        for p in range(count):
+            plane = planes[p]
+            for q in range(used):
+                probe += plane[q] * 0
+        for o in range(out_channels):
+            wide_o = wide[o]
+            for q in range(length):
+                wide_o[q] = 0
+            for i in range(rows):
+                row = row_target[r0 + i]
+                if row >= 0:
+                    src = gy[n, o, row]
+                    for e in range(out_w):
+                        wide_o[i * width + e] = src[e]
+        for g in range(groups):
+            first = g * group_outputs
+            last = first + group_outputs - 1
+            group_planes = tap_plane[g]
+            for o0 in range(first, last + 1, OUT_BLOCK):
+                g0 = wide[min(o0, last)]
+                g1 = wide[min(o0 + 1, last)]
+                g2 = wide[min(o0 + 2, last)]
+                g3 = wide[min(o0 + 3, last)]
+                g4 = wide[min(o0 + 4, last)]
+                g5 = wide[min(o0 + 5, last)]
+                g6 = wide[min(o0 + 6, last)]
+                g7 = wide[min(o0 + 7, last)]
+                for t0 in range(0, taps, TAP_BLOCK):
+                    ta = min(t0, taps - 1)
+                    tb = min(t0 + 1, taps - 1)
+                    tc = min(t0 + 2, taps - 1)
+                    x0 = planes[group_planes[ta], tap_row[ta] * width + tap_col[ta] :]
+                    x1 = planes[group_planes[tb], tap_row[tb] * width + tap_col[tb] :]
+                    x2 = planes[group_planes[tc], tap_row[tc] * width + tap_col[tc] :]
+                    block = dot_tap_block(g0, g1, g2, g3, g4, g5, g6, g7, x0, x1, x2, length)
+                    for i in range(OUT_BLOCK):
+                        if o0 + i <= last:
+                            for j in range(TAP_BLOCK):
+                                if t0 + j < taps:
+                                    sums[o0 + i, t0 + j] += block[TAP_BLOCK * i + j]
+    return probe

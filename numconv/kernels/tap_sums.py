@@ -140,7 +140,7 @@ def weight_grad_sums(
                 x0 = planes[tap_plane[ta], tap_row[ta] * width + tap_col[ta] :]
                 x1 = planes[tap_plane[tb], tap_row[tb] * width + tap_col[tb] :]
                 x2 = planes[tap_plane[tc], tap_row[tc] * width + tap_col[tc] :]
-                block = _block_sums(g0, g1, g2, g3, g4, g5, g6, g7, x0, x1, x2, length)
+                block = dot_tap_block(g0, g1, g2, g3, g4, g5, g6, g7, x0, x1, x2, length)
                 for i in range(OUT_BLOCK):
                     if o0 + i < out_channels:
                         for j in range(TAP_BLOCK):
@@ -149,7 +149,7 @@ def weight_grad_sums(
 
 
 @njit(inline="always", **REDUCTION_OPTIONS)
-def _block_sums(g0, g1, g2, g3, g4, g5, g6, g7, x0, x1, x2, length):  # pragma: no cover
+def dot_tap_block(g0, g1, g2, g3, g4, g5, g6, g7, x0, x1, x2, length):  # pragma: no cover
     """The 24 dot products ``Σ_q g_i[q]·x_j[q]`` over ``q < length``, row-major in ``(i, j)``.
 
     Written out so that each sum is one scalar LLVM can turn into a vector
