@@ -12,12 +12,12 @@ The rule, from measurements recorded in ``docs/performance.md``:
   products in the caller's layout, with nothing to copy;
 - forwards and weight gradients with few weights per group (``C_out/G ·
   C/G · KD·KH·KW`` at most :data:`PHASE_SUMS_MAX_GROUP_WEIGHTS`) ->
-  ``phase_sums``, unless the tap
-  sums take the layer (below), and where a Winograd-family algorithm
-  suits, only with at most :data:`PHASE_SUMS_MAX_TRANSFORM_WEIGHTS` weights
-  per group or at most :data:`PHASE_SUMS_MAX_TRANSFORM_FLOPS` FLOPs.
-  Against the algorithm chosen before (two threads, one process,
-  docs/performance.md §29) it won all 22 such shapes measured, by
+  ``phase_sums``, unless the tap sums take the layer (below), and where a
+  Winograd-family algorithm suits, only with at most
+  :data:`PHASE_SUMS_MAX_TRANSFORM_WEIGHTS` weights per group or at most
+  :data:`PHASE_SUMS_MAX_TRANSFORM_FLOPS` FLOPs. Against the algorithm chosen
+  before (two threads, one process, docs/performance.md §29) the forward
+  won all 22 such shapes measured, by
   1.01-7.6×: grouped 5×5 and 7×7 layers 1.25-2.6×, 3-d layers 1.35-2.8×,
   g8_3x3 (16 channels a group, Winograd before) 1.33×, calls of 0.6-1.2
   MFLOP 4-5× (the direct loops before). Winograd kept the ones it
