@@ -32,7 +32,7 @@ import numpy as np
 from numba import njit
 
 from .._config import KERNEL_OPTIONS, REDUCTION_OPTIONS
-from .tap_sums import FORWARD_TAP_BLOCK, OUT_BLOCK, TAP_BLOCK, add_tap_block, dot_tap_block
+from .tap_sums import FORWARD_TAP_BLOCK, OUT_BLOCK, add_dot_blocks, add_tap_block
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -60,6 +60,21 @@ def _copy_planes(x, n, r0, rows, row_source, col_source, width, planes):  # prag
                     for e in range(width):
                         s = cols[e]
                         dst[e] = x_row[s] if s >= 0 else 0
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _plane_space(x, row_source, col_source, tap_row, chunk_rows, spare):  # pragma: no cover
+    """Plane width, the taps' row reach, the input's plane count, and room for a task's planes.
+
+    Each plane holds one more row than the taps reach below a task's last
+    row: the last row's junk columns run on into it. ``spare`` extra planes
+    follow the input's.
+    """
+    width = col_source.shape[1]
+    reach = tap_row.max()
+    count = x.shape[1] * row_source.shape[0] * col_source.shape[0]
+    planes = np.empty((count + spare, (chunk_rows + reach + 1) * width), dtype=x.dtype)
+    return width, reach, count, planes
 
 
 @njit(**KERNEL_OPTIONS)
@@ -91,12 +106,7 @@ def forward_phase_sums(
     out_rows = row_target.shape[0]
     groups, taps = tap_plane.shape
     group_outputs = out_channels // groups
-    width = col_source.shape[1]
-    reach = tap_row.max()
-    # One more row than the taps reach: the last row's junk columns run on into it.
-    plane_rows = chunk_rows + reach + 1
-    count = x.shape[1] * row_source.shape[0] * col_source.shape[0]
-    planes = np.empty((count + 1, plane_rows * width), dtype=x.dtype)
+    width, reach, count, planes = _plane_space(x, row_source, col_source, tap_row, chunk_rows, 1)
     planes[count] = 0
     # Row out_channels is the spare partner of a group's odd last output: summed
     # into, never copied out; zeroed so that it never holds slow denormal garbage.
@@ -148,7 +158,7 @@ def weight_grad_phase_sums(
     group's ``T = C/G·KD·KH·KW`` taps, unpadded. Each weight is the dot
     product of its tap's run with the output gradient's wide rows, copied
     with zeros in the junk columns and rows, 8 output channels × 3 taps at a
-    time (:func:`numconv.kernels.tap_sums.dot_tap_block`).
+    time (:func:`numconv.kernels.tap_sums.add_dot_blocks`).
 
     The junk positions multiply zeros by inputs no real output reads at
     that tap: exact zeros while the planes are finite. The return value is
@@ -158,13 +168,9 @@ def weight_grad_phase_sums(
     out_channels = gy.shape[1]
     out_w = gy.shape[3]
     out_rows = row_target.shape[0]
-    groups, taps = tap_plane.shape
+    groups = tap_plane.shape[0]
     group_outputs = out_channels // groups
-    width = col_source.shape[1]
-    reach = tap_row.max()
-    plane_rows = chunk_rows + reach + 1
-    count = x.shape[1] * row_source.shape[0] * col_source.shape[0]
-    planes = np.empty((count, plane_rows * width), dtype=x.dtype)
+    width, reach, count, planes = _plane_space(x, row_source, col_source, tap_row, chunk_rows, 0)
     wide = np.empty((out_channels, chunk_rows * width), dtype=gy.dtype)
     probe = x.dtype.type(0)
     chunks = -(-out_rows // chunk_rows)
@@ -192,27 +198,9 @@ def weight_grad_phase_sums(
         for g in range(groups):
             first = g * group_outputs
             last = first + group_outputs - 1
-            group_planes = tap_plane[g]
             for o0 in range(first, last + 1, OUT_BLOCK):
-                g0 = wide[min(o0, last)]
-                g1 = wide[min(o0 + 1, last)]
-                g2 = wide[min(o0 + 2, last)]
-                g3 = wide[min(o0 + 3, last)]
-                g4 = wide[min(o0 + 4, last)]
-                g5 = wide[min(o0 + 5, last)]
-                g6 = wide[min(o0 + 6, last)]
-                g7 = wide[min(o0 + 7, last)]
-                for t0 in range(0, taps, TAP_BLOCK):
-                    ta = min(t0, taps - 1)
-                    tb = min(t0 + 1, taps - 1)
-                    tc = min(t0 + 2, taps - 1)
-                    x0 = planes[group_planes[ta], tap_row[ta] * width + tap_col[ta] :]
-                    x1 = planes[group_planes[tb], tap_row[tb] * width + tap_col[tb] :]
-                    x2 = planes[group_planes[tc], tap_row[tc] * width + tap_col[tc] :]
-                    block = dot_tap_block(g0, g1, g2, g3, g4, g5, g6, g7, x0, x1, x2, length)
-                    for i in range(OUT_BLOCK):
-                        if o0 + i <= last:
-                            for j in range(TAP_BLOCK):
-                                if t0 + j < taps:
-                                    sums[o0 + i, t0 + j] += block[TAP_BLOCK * i + j]
+                add_dot_blocks(
+                    sums, wide, 0, o0, last, planes, tap_plane[g], tap_row, tap_col, width,
+                    length,
+                )  # fmt: skip
     return probe

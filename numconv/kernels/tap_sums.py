@@ -110,7 +110,6 @@ def weight_grad_sums(
     columns read at offsets ``tap_col``.
     """
     out_channels, out_h, out_w = gy.shape[1:]
-    taps = tap_plane.shape[0]
     reach = tap_row.max()  # rows a task reads below its last output row
     reach_cols = tap_col.max()  # columns it reads past its last (one-row tasks)
     planes = _planes(x, col_map, row_phases, chunk_rows + reach, chunk_cols + reach_cols)
@@ -125,27 +124,45 @@ def weight_grad_sums(
         )
         start = b0 * out_w + e0
         for o0 in range(0, out_channels, OUT_BLOCK):
-            g0 = gy_flat[n, min(o0, last), start:]
-            g1 = gy_flat[n, min(o0 + 1, last), start:]
-            g2 = gy_flat[n, min(o0 + 2, last), start:]
-            g3 = gy_flat[n, min(o0 + 3, last), start:]
-            g4 = gy_flat[n, min(o0 + 4, last), start:]
-            g5 = gy_flat[n, min(o0 + 5, last), start:]
-            g6 = gy_flat[n, min(o0 + 6, last), start:]
-            g7 = gy_flat[n, min(o0 + 7, last), start:]
-            for t0 in range(0, taps, TAP_BLOCK):
-                ta = min(t0, taps - 1)
-                tb = min(t0 + 1, taps - 1)
-                tc = min(t0 + 2, taps - 1)
-                x0 = planes[tap_plane[ta], tap_row[ta] * width + tap_col[ta] :]
-                x1 = planes[tap_plane[tb], tap_row[tb] * width + tap_col[tb] :]
-                x2 = planes[tap_plane[tc], tap_row[tc] * width + tap_col[tc] :]
-                block = dot_tap_block(g0, g1, g2, g3, g4, g5, g6, g7, x0, x1, x2, length)
-                for i in range(OUT_BLOCK):
-                    if o0 + i < out_channels:
-                        for j in range(TAP_BLOCK):
-                            if t0 + j < taps:
-                                sums[o0 + i, t0 + j] += block[TAP_BLOCK * i + j]
+            add_dot_blocks(
+                sums, gy_flat[n], start, o0, last, planes, tap_plane, tap_row, tap_col, width,
+                length,
+            )  # fmt: skip
+
+
+@njit(inline="always", **REDUCTION_OPTIONS)
+def add_dot_blocks(
+    sums, gy_rows, start, o0, last, planes, tap_plane, tap_row, tap_col, width, length
+):  # fmt: skip  # pragma: no cover
+    """Add ``Σ_q gy_rows[o, start + q]·run_t[q]`` into ``sums[o, t]`` for outputs
+    ``o0 … min(o0 + 7, last)`` and every tap, 8 outputs × 3 taps per block.
+
+    Tap ``t`` runs from plane ``tap_plane[t]``, row ``tap_row[t]``, column
+    ``tap_col[t]`` of ``width``-long rows; outputs past ``last`` and taps
+    past the end repeat the last ones, and their sums are dropped.
+    """
+    taps = tap_plane.shape[0]
+    g0 = gy_rows[min(o0, last), start:]
+    g1 = gy_rows[min(o0 + 1, last), start:]
+    g2 = gy_rows[min(o0 + 2, last), start:]
+    g3 = gy_rows[min(o0 + 3, last), start:]
+    g4 = gy_rows[min(o0 + 4, last), start:]
+    g5 = gy_rows[min(o0 + 5, last), start:]
+    g6 = gy_rows[min(o0 + 6, last), start:]
+    g7 = gy_rows[min(o0 + 7, last), start:]
+    for t0 in range(0, taps, TAP_BLOCK):
+        ta = min(t0, taps - 1)
+        tb = min(t0 + 1, taps - 1)
+        tc = min(t0 + 2, taps - 1)
+        x0 = planes[tap_plane[ta], tap_row[ta] * width + tap_col[ta] :]
+        x1 = planes[tap_plane[tb], tap_row[tb] * width + tap_col[tb] :]
+        x2 = planes[tap_plane[tc], tap_row[tc] * width + tap_col[tc] :]
+        block = dot_tap_block(g0, g1, g2, g3, g4, g5, g6, g7, x0, x1, x2, length)
+        for i in range(OUT_BLOCK):
+            if o0 + i <= last:
+                for j in range(TAP_BLOCK):
+                    if t0 + j < taps:
+                        sums[o0 + i, t0 + j] += block[TAP_BLOCK * i + j]
 
 
 @njit(inline="always", **REDUCTION_OPTIONS)
