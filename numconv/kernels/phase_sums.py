@@ -77,6 +77,18 @@ def _plane_space(x, row_source, col_source, tap_row, chunk_rows, spare):  # prag
     return width, reach, count, planes
 
 
+@njit(inline="always", **KERNEL_OPTIONS)
+def _start_task(
+    x, task, chunks, chunk_rows, out_rows, reach, row_source, col_source, width, planes
+):  # fmt: skip  # pragma: no cover
+    """Copy task ``task``'s plane rows; return its image, first wide row and row count."""
+    n = task // chunks
+    r0 = task % chunks * chunk_rows
+    rows = min(chunk_rows, out_rows - r0)
+    _copy_planes(x, n, r0, rows + reach + 1, row_source, col_source, width, planes)
+    return n, r0, rows
+
+
 @njit(**KERNEL_OPTIONS)
 def forward_phase_sums(
     x, w, bias, y, row_source, col_source, tap_plane, tap_row, tap_col,
@@ -114,11 +126,9 @@ def forward_phase_sums(
     wide[out_channels] = 0
     chunks = -(-out_rows // chunk_rows)
     for task in range(lo, hi):
-        n = task // chunks
-        r0 = task % chunks * chunk_rows
-        rows = min(chunk_rows, out_rows - r0)
+        n, r0, rows = _start_task(x, task, chunks, chunk_rows, out_rows, reach, row_source,
+                                  col_source, width, planes)  # fmt: skip
         length = rows * width
-        _copy_planes(x, n, r0, rows + reach + 1, row_source, col_source, width, planes)
         for o in range(out_channels):
             value = bias[o]
             wide_o = wide[o]
@@ -175,12 +185,10 @@ def weight_grad_phase_sums(
     probe = x.dtype.type(0)
     chunks = -(-out_rows // chunk_rows)
     for task in range(lo, hi):
-        n = task // chunks
-        r0 = task % chunks * chunk_rows
-        rows = min(chunk_rows, out_rows - r0)
+        n, r0, rows = _start_task(x, task, chunks, chunk_rows, out_rows, reach, row_source,
+                                  col_source, width, planes)  # fmt: skip
         length = rows * width
         used = (rows + reach + 1) * width
-        _copy_planes(x, n, r0, rows + reach + 1, row_source, col_source, width, planes)
         for p in range(count):
             plane = planes[p]
             for q in range(used):
