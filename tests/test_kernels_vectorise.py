@@ -174,22 +174,6 @@ with _dispatch.forced("tap_sums"):
 KERNELS = (forward_sums, weight_grad_sums)
 """
 
-
-@pytest.mark.skipif(
-    platform.machine() != "x86_64" or not _has_avx2(), reason="checks x86-64 AVX2 assembly"
-)
-def test_tap_sums_run_on_vectors():
-    """Each kernel's block loop on vectors.
-
-    The weight gradient's 8 × 3 sums become 24 vector accumulators. The
-    forward's two rows × 9 taps are per row one multiply, 8 FMAs and the add
-    into ``y``: 16 packed FMAs.
-    """
-    counts = _run_probe(TAP_SUMS_PROBE + COUNT_PACKED_FMA)
-    assert int(counts["weight_grad_sums"]) >= 24
-    assert int(counts["forward_sums"]) >= 16
-
-
 PHASE_SUMS_PROBE = r"""
 import numpy as np
 import numconv.functional as F
@@ -206,10 +190,22 @@ KERNELS = (forward_phase_sums, weight_grad_phase_sums)
 @pytest.mark.skipif(
     platform.machine() != "x86_64" or not _has_avx2(), reason="checks x86-64 AVX2 assembly"
 )
-def test_phase_sums_run_on_vectors():
-    """The shared blocks on vectors, as in the tap sums: the forward's two rows × 9 taps
-    (16 packed FMAs) and the weight gradient's 8 outputs × 3 taps (24)."""
-    counts = _run_probe(PHASE_SUMS_PROBE + COUNT_PACKED_FMA)
-    _assert_packed_fma(counts, ["forward_phase_sums", "weight_grad_phase_sums"])
-    assert int(counts["forward_phase_sums"]) >= 16
-    assert int(counts["weight_grad_phase_sums"]) >= 24
+@pytest.mark.parametrize(
+    "probe, least_fma",
+    [
+        (TAP_SUMS_PROBE, {"forward_sums": 16, "weight_grad_sums": 24}),
+        (PHASE_SUMS_PROBE, {"forward_phase_sums": 16, "weight_grad_phase_sums": 24}),
+    ],
+    ids=["tap_sums", "phase_sums"],
+)
+def test_tap_blocks_run_on_vectors(probe, least_fma):
+    """Each kernel's shared block loop on vectors (the tap sums' and the phase sums').
+
+    The weight gradient's 8 × 3 sums become 24 vector accumulators. The
+    forward's two rows × 9 taps are per row one multiply, 8 FMAs and the add
+    into ``y``: 16 packed FMAs.
+    """
+    counts = _run_probe(probe + COUNT_PACKED_FMA)
+    _assert_packed_fma(counts, list(least_fma))
+    for name, least in least_fma.items():
+        assert int(counts[name]) >= least

@@ -194,15 +194,17 @@ def weight_grad_phase_sums(
             for q in range(used):
                 probe += plane[q] * 0
         for o in range(out_channels):
-            wide_o = wide[o]
-            for q in range(length):
-                wide_o[q] = 0
             for i in range(rows):
+                dst = wide[o, i * width : (i + 1) * width]
                 row = row_target[r0 + i]
-                if row >= 0:
-                    src = gy[n, o, row]
-                    for e in range(out_w):
-                        wide_o[i * width + e] = src[e]
+                if row < 0:  # a junk row
+                    dst[:] = 0
+                    continue
+                src = gy[n, o, row]
+                for e in range(out_w):
+                    dst[e] = src[e]
+                for e in range(out_w, width):  # the junk columns
+                    dst[e] = 0
         for g in range(groups):
             first = g * group_outputs
             last = first + group_outputs - 1
