@@ -17,7 +17,9 @@ by the compiled code, so results stay deterministic at any thread count on one
 machine; they may differ in the last bits between CPUs of different vector widths.
 
 Numba keys its on-disk cache on the kernel's own source file, not on this
-module: after editing these options, delete the ``__pycache__`` ``*.nbi``/``*.nbc``
+module nor on the modules whose kernels it calls (``kernels/simd.py``,
+``kernels/register_blocks.py``, the tap sums' blocks): after editing these
+options or such a shared kernel, delete the ``__pycache__`` ``*.nbi``/``*.nbc``
 files (or set ``NUMCONV_NO_CACHE=1``) or stale machine code is loaded.
 """
 

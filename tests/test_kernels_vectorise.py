@@ -30,6 +30,14 @@ def _has_avx2() -> bool:
         return False
 
 
+def _has_avx_512() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return " avx512f" in f.read()
+    except OSError:
+        return False
+
+
 def _run_probe(probe: str) -> dict[str, str]:
     """Run a probe in a fresh interpreter; its ``name count`` lines as a dict."""
     env = {**os.environ, "NUMCONV_NO_CACHE": "1"}  # inspect_asm needs freshly compiled code
@@ -193,19 +201,49 @@ KERNELS = (forward_phase_sums, weight_grad_phase_sums)
 @pytest.mark.parametrize(
     "probe, least_fma",
     [
-        (TAP_SUMS_PROBE, {"forward_sums": 16, "weight_grad_sums": 24}),
-        (PHASE_SUMS_PROBE, {"forward_phase_sums": 16, "weight_grad_phase_sums": 24}),
+        (TAP_SUMS_PROBE, {"forward_sums": 24, "weight_grad_sums": 24}),
+        (PHASE_SUMS_PROBE, {"forward_phase_sums": 24, "weight_grad_phase_sums": 24}),
     ],
     ids=["tap_sums", "phase_sums"],
 )
 def test_tap_blocks_run_on_vectors(probe, least_fma):
     """Each kernel's shared block loop on vectors (the tap sums' and the phase sums').
 
-    The weight gradient's 8 × 3 sums become 24 vector accumulators. The
-    forward's two rows × 9 taps are per row one multiply, 8 FMAs and the add
-    into ``y``: 16 packed FMAs.
+    The weight gradient's 8 × 3 sums become 24 vector accumulators; both
+    forwards link the register blocks' 8 × 3 block (24 FMAs a tap).
     """
     counts = _run_probe(probe + COUNT_PACKED_FMA)
     _assert_packed_fma(counts, list(least_fma))
     for name, least in least_fma.items():
         assert int(counts[name]) >= least
+
+
+REGISTER_BLOCK_PROBE = r"""
+import re
+import numpy as np
+import numconv.functional as F
+from numconv import _dispatch
+from numconv.kernels.register_blocks import _passes_8
+with _dispatch.forced("phase_sums"):
+    F.conv2d(np.zeros((1, 4, 6, 6), np.float32), np.zeros((16, 2, 3, 3), np.float32), groups=2)
+asm = _passes_8.inspect_asm(_passes_8.signatures[0])
+# The basic blocks (split at labels) of the tap loop: the ones with the FMAs.
+blocks = [b for b in re.split(r"\n\.LBB\w+:", asm) if re.search(r"vfmadd\w*ps\s[^\n]*%zmm", b)]
+print("fma", max(len(re.findall(r"vfmadd\w*ps\s[^\n]*%zmm", b)) for b in blocks))
+print("stores", sum(len(re.findall(r"vmov\w*\s+%[xyz]mm\d+, [^\n]*\)", b)) for b in blocks))
+"""
+
+
+@pytest.mark.skipif(
+    platform.machine() != "x86_64" or not _has_avx_512(), reason="checks x86-64 AVX-512 assembly"
+)
+def test_register_block_keeps_its_sums_in_registers():
+    """The 8 × 3 block's tap loop: 24 FMAs a tap on zmm registers and not one store.
+
+    Its 24 accumulators are SSA vector values (numconv.kernels.simd); a
+    spill or a store of a partial sum in the loop would show as a store
+    in the blocks with the FMAs.
+    """
+    counts = _run_probe(REGISTER_BLOCK_PROBE)
+    assert int(counts["fma"]) >= 24
+    assert int(counts["stores"]) == 0

@@ -54,16 +54,17 @@ def partial_sum_count(plan: ConvPlan) -> int:
     return max(1, min(numba.get_num_threads(), plan.batch * plan.out[0] * plan.out[1]))
 
 
-def tap_block_operands(plan: ConvPlan, w5, bias, taps: int, dtype):
-    """Weights ``(C_out, taps)`` and biases ``(C_out,)`` for the tap sums' forward block.
+def tap_rows_operands(plan: ConvPlan, w5, bias, dtype):
+    """Each group's filters as ``(G, T, C_out/G)``, one row per tap, and the bias (zeros if none).
 
-    ``taps`` is a whole number of blocks; the weights past each filter's end
-    are zeros, so the padding taps (which read a plane of zeros) add exact
-    zeros. Shared by :mod:`.tap_sums` and :mod:`.phase_sums`.
+    The register blocks' operands (:mod:`numconv.kernels.register_blocks`):
+    a block broadcasts a tap's weights for consecutive output channels. ``w5``
+    is ``(C_out, C/G, KD, KH, KW)`` or a strided view of that shape. Shared
+    by :mod:`.tap_sums` and :mod:`.phase_sums`.
     """
-    weights = np.zeros((plan.out_channels, taps), dtype=dtype)
-    filters = w5.reshape(plan.out_channels, -1)
-    weights[:, : filters.shape[1]] = filters
+    group_outputs = plan.out_channels // plan.groups
+    filters = np.asarray(w5).reshape(plan.groups, group_outputs, -1).transpose(0, 2, 1)
+    weights = np.ascontiguousarray(filters, dtype=dtype)
     if bias is None:
         return weights, np.zeros(plan.out_channels, dtype=dtype)
     return weights, kernel_array(bias, (plan.out_channels,), dtype)

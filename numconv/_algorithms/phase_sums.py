@@ -7,7 +7,8 @@ ungrouped layer of the same width. Here (:mod:`numconv.kernels.phase_sums`)
 each image's padded input is split once into its stride phases, planes whose
 rows run on into each other, so that every tap reads one contiguous run of a
 plane; each output row is ``bias + Σ_t w[o, t]·run_t`` over its group's
-taps, summed in vector registers two rows × 9 taps at a time. The copy is
+taps, summed over every tap in vector registers, 8 output channels × 48
+positions at a time (:mod:`numconv.kernels.register_blocks`). The copy is
 one input's worth, whatever the kernel; the price is the junk columns (the
 plane width minus the output width) computed and dropped.
 
@@ -36,20 +37,20 @@ from .. import _workspace
 from .._padding import extended_map, pad_adjoint_channels_last, source_indices
 from .._params import ConvPlan, kernel_array
 from .._workers import run_parts, split_range
+from ..kernels import register_blocks, simd
 from ..kernels.phase_sums import forward_phase_sums, weight_grad_phase_sums
-from ..kernels.tap_sums import FORWARD_TAP_BLOCK
 from . import planar_gemm
-from .common import tap_block_operands
+from .common import tap_rows_operands
 
 NAME = "phase_sums"
 
-# Wide output positions per task: each pass of two rows × 9 taps runs over a
-# task's positions (the same length as the tap sums', see tap_sums.py).
+# Wide output positions per task: the planes a task copies stay in L2 while
+# its register blocks sweep them (the same length as the tap sums').
 TASK_POSITIONS = 4096
 
 # Work per thread below which one more thread does not pay. Handing a part to
-# a worker costs ~50 µs (docs/performance.md §28), what these sums do with
-# ~3 MFLOP at 60 GFLOP/s.
+# a worker costs ~50 µs (docs/performance.md §28), what these sums did with
+# ~3 MFLOP at 60 GFLOP/s (~5 at the register blocks' ~100; not retuned, §31).
 PART_FLOPS = 4_000_000
 
 
@@ -61,7 +62,7 @@ def applies(plan: ConvPlan) -> bool:
 def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
     layout = _layout(plan, _part_count(plan, numba.get_num_threads()), TASK_POSITIONS)
     x4 = _rows_array(x5, plan.batch, plan.in_channels, plan.spatial, dtype)
-    weights, biases = tap_block_operands(plan, w5, bias, layout.tap_plane.shape[1], dtype)
+    weights, biases = tap_rows_operands(plan, w5, bias, dtype)
     out_d, out_h, out_w = plan.out
     y = np.empty((plan.batch, plan.out_channels, out_d * out_h, out_w), dtype=dtype)
     run_parts(
@@ -90,10 +91,8 @@ def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
     operands = []
     for residue in layout.residues:
         # A strided view: np.ix_ fancy indexing cost 0.55 ms of Python a call (§30).
-        sub = w6[(slice(None),) * 3 + residue.taps]
-        sub = sub.transpose(0, 2, 1, 3, 4, 5).reshape(residue.plan.weight5)
-        taps = residue.layout.tap_plane.shape[1]
-        operands.append((residue, *tap_block_operands(residue.plan, sub, None, taps, dtype)))
+        sub = w6[(slice(None),) * 3 + residue.taps].transpose(0, 2, 1, 3, 4, 5)
+        operands.append((residue, *tap_rows_operands(residue.plan, sub, None, dtype)))
     depth, height, width = layout.extent
     shape = (plan.batch, plan.in_channels, depth * height, width)
     # The residues write every position but the gaps: only those need zeros first.
@@ -130,13 +129,12 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
     layout = _layout(plan, _part_count(plan, numba.get_num_threads()), TASK_POSITIONS)
     x4 = _rows_array(x5, plan.batch, plan.in_channels, plan.spatial, dtype)
     gy4 = _rows_array(gy5, plan.batch, plan.out_channels, plan.out, dtype)
-    tap_plane, tap_row, tap_col = layout.filter_taps
 
     def part(bounds):
-        sums = np.zeros((plan.out_channels, tap_row.shape[0]), dtype=np.float64)
+        sums = np.zeros((plan.out_channels, layout.tap_row.shape[0]), dtype=np.float64)
         probe = weight_grad_phase_sums(
-            x4, gy4, layout.row_source, layout.col_source, tap_plane, tap_row, tap_col,
-            layout.row_target, layout.chunk_rows, *bounds, sums,
+            x4, gy4, layout.row_source, layout.col_source, layout.tap_plane, layout.tap_row,
+            layout.tap_col, layout.row_target, layout.chunk_rows, *bounds, sums,
         )  # fmt: skip
         return sums, probe
 
@@ -172,9 +170,11 @@ def scratch_elements(plan: ConvPlan) -> int:
     """Values of the planes and wide outputs every part allocates, summed over the parts."""
     layout = _layout(plan, _part_count(plan, numba.get_num_threads()), TASK_POSITIONS)
     width = layout.col_source.shape[1]
-    planes = plan.in_channels * layout.row_source.shape[0] * layout.col_source.shape[0] + 1
+    planes = plan.in_channels * layout.row_source.shape[0] * layout.col_source.shape[0]
     plane_rows = layout.chunk_rows + int(layout.tap_row.max()) + 1
-    per_part = (planes * plane_rows + (plan.out_channels + 1) * layout.chunk_rows) * width
+    tail = register_blocks.TILE_VECTORS * simd.VECTOR_BYTES // 4  # float32's, the longer
+    per_part = planes * plane_rows * width + tail  # the planes and the blocks' overrun
+    per_part += plan.out_channels * (layout.chunk_rows * width + tail)  # wide and spill rows
     return per_part * len(layout.parts)
 
 
@@ -201,10 +201,9 @@ def _sums(x4, weights, biases, y, layout, row_target, col_step, col_offset, boun
 class _Layout(NamedTuple):
     row_source: np.ndarray  # per (depth, height) phase pair: input row of each plane row, or -1
     col_source: np.ndarray  # per W phase: input column of each plane column, or -1
-    tap_plane: np.ndarray  # (G, T): each group's taps' planes, padded to whole blocks
+    tap_plane: np.ndarray  # (G, T): each group's taps' planes
     tap_row: np.ndarray  # (T,): first plane row each tap reads
     tap_col: np.ndarray  # (T,): first plane column each tap reads
-    filter_taps: tuple  # the three above without the block padding (the weight gradient's)
     plane_h: int  # plane rows per depth slice
     out_rows: int  # wide output rows, junk rows between depth slices included
     row_target: np.ndarray  # (out_rows,): output row (OD·OH rows) of each wide row, or -1
@@ -260,27 +259,17 @@ def _layout(plan: ConvPlan, part_count: int, task_positions: int) -> _Layout:
                     tap_plane.append((c * len(row_pairs) + pair) * len(phases[2]) + pw)
                     tap_row.append(od // plan.stride[0] * plane_h + oh // plan.stride[1])
                     tap_col.append(ow // plan.stride[2])
-    extra = -len(tap_plane) % FORWARD_TAP_BLOCK
     group_planes = plan.in_channels // plan.groups * planes_per_channel
-    zeros_plane = plan.in_channels * planes_per_channel
     planes = np.array(tap_plane, dtype=np.int64)
-    tap_planes = np.array(
-        [np.concatenate([planes + g * group_planes, np.full(extra, zeros_plane)])
-         for g in range(plan.groups)],
-        dtype=np.int64,
-    )  # fmt: skip
-    padding = np.zeros(extra, dtype=np.int64)
-    tap_rows = np.concatenate([np.array(tap_row, dtype=np.int64), padding])
-    tap_cols = np.concatenate([np.array(tap_col, dtype=np.int64), padding])
+    tap_planes = planes + group_planes * np.arange(plan.groups, dtype=np.int64)[:, None]
 
     row_target = _row_targets(plane_h, out_rows, plan.out, (1, 1), (0, 0), plan.out[1])
     chunk_rows = _chunk_rows(plan.batch, out_rows, width, reach, part_count, task_positions)
     tasks = plan.batch * -(-out_rows // chunk_rows)
-    taps = len(tap_plane)
-    filter_taps = (np.ascontiguousarray(tap_planes[:, :taps]), tap_rows[:taps], tap_cols[:taps])
     return _Layout(
-        row_source, col_source, tap_planes, tap_rows, tap_cols, filter_taps, plane_h, out_rows,
-        row_target, plan.out[2], chunk_rows, split_range(tasks, min(part_count, tasks)),
+        row_source, col_source, tap_planes, np.array(tap_row, dtype=np.int64),
+        np.array(tap_col, dtype=np.int64), plane_h, out_rows, row_target, plan.out[2],
+        chunk_rows, split_range(tasks, min(part_count, tasks)),
     )  # fmt: skip
 
 

@@ -9,8 +9,9 @@ speed, and longer products over many images were slower still
 tap column's input rows are copied once into planes laid out like the
 output, so that every tap reads one contiguous run per task:
 
-- forward: each output row is ``bias + Σ_t w[o, t]·run_t``, two rows and 9
-  taps per pass, written straight into the result;
+- forward: each output row is ``bias + Σ_t w[o, t]·run_t``, 8 rows × 48
+  positions at a time over every tap in vector registers, written straight
+  into the result;
 - weight gradient: each weight is the dot product of its tap's run with the
   output gradient read in place, 8 output channels × 3 taps at a time in 24
   vector accumulators.
@@ -32,9 +33,10 @@ import numpy as np
 from .._padding import extended_map, source_indices
 from .._params import ConvPlan, kernel_array
 from .._workers import run_parts, split_range
-from ..kernels.tap_sums import FORWARD_TAP_BLOCK, forward_sums, weight_grad_sums
+from ..kernels import register_blocks, simd
+from ..kernels.tap_sums import forward_sums, weight_grad_sums
 from . import planar_gemm
-from .common import tap_block_operands
+from .common import tap_rows_operands
 
 NAME = "tap_sums"
 
@@ -60,12 +62,12 @@ def applies(plan: ConvPlan) -> bool:
 def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
     layout = _layout(plan, numba.get_num_threads(), TASK_POSITIONS)
     x4 = kernel_array(x5, (plan.batch, plan.in_channels, *plan.spatial[1:]), dtype)
-    weights, biases = tap_block_operands(plan, w5, bias, len(layout.forward_taps[0]), dtype)
+    weights, biases = tap_rows_operands(plan, w5, bias, dtype)
     y = np.empty((plan.batch, plan.out_channels, *plan.out[1:]), dtype=dtype)
     run_parts(
         lambda bounds: forward_sums(
-            x4, weights, biases, y, layout.row_map, layout.col_map, plan.stride[1],
-            layout.row_phases, *layout.forward_taps, *layout.chunks, *bounds,
+            x4, weights[0], biases, y, layout.row_map, layout.col_map, plan.stride[1],
+            layout.row_phases, *layout.taps, *layout.chunks, *bounds,
         ),
         layout.parts,
     )  # fmt: skip
@@ -114,8 +116,10 @@ def scratch_elements(plan: ConvPlan) -> int:
     layout = _layout(plan, numba.get_num_threads(), TASK_POSITIONS)
     rows, cols = layout.chunks
     _, tap_row, tap_col = layout.taps
-    planes = plan.in_channels * _column_maps(plan) * len(layout.row_phases) + 1
+    planes = plan.in_channels * _column_maps(plan) * len(layout.row_phases)
+    tail = register_blocks.TILE_VECTORS * simd.VECTOR_BYTES // 4  # float32's, the longer
     per_part = planes * (rows + int(tap_row.max())) * (cols + int(tap_col.max()))
+    per_part += tail + plan.out_channels * tail  # the forward's overrun and spill rows
     return per_part * len(layout.parts)
 
 
@@ -124,7 +128,6 @@ class _Layout(NamedTuple):
     col_map: np.ndarray  # input column of each plane column, per column map
     row_phases: np.ndarray  # the row phases tap rows fall in
     taps: tuple  # per tap in weight order: plane, first row, first column
-    forward_taps: tuple  # the same, padded to whole forward blocks
     chunks: tuple[int, int]  # output rows and columns per task
     parts: list[tuple[int, int]]  # task ranges, one per thread used
 
@@ -141,16 +144,8 @@ def _layout(plan: ConvPlan, threads: int, task_positions: int) -> _Layout:
     count = _part_count(plan, threads)
     rows, cols = _task_shape(plan, count, task_positions)
     tasks = plan.batch * -(-plan.out[1] // rows) * -(-plan.out[2] // cols)
-    zeros_plane = plan.in_channels * _column_maps(plan) * len(row_phases)
-    extra = -len(tap_plane) % FORWARD_TAP_BLOCK
-    padding = np.zeros(extra, dtype=np.int64)
-    forward_taps = (
-        np.concatenate([tap_plane, padding + zeros_plane]),
-        np.concatenate([tap_row, padding]),
-        np.concatenate([tap_col, padding]),
-    )
     return _Layout(
-        row_map, col_map, row_phases, (tap_plane, tap_row, tap_col), forward_taps, (rows, cols),
+        row_map, col_map, row_phases, (tap_plane, tap_row, tap_col), (rows, cols),
         split_range(tasks, count),
     )  # fmt: skip
 

@@ -14,8 +14,8 @@ which copies each tap column's rows so that runs have no junk, the planes
 here are one copy of the input, whatever the kernel size.
 
 :func:`forward_phase_sums` writes each wide output row as ``bias + Σ_t w[o,
-t]·run_t`` over its group's taps, two rows × 9 taps per pass
-(:func:`numconv.kernels.tap_sums.add_tap_block`), then copies the valid
+t]·run_t`` over its group's taps, 8 rows × 48 positions at a time in vector
+registers (:mod:`numconv.kernels.register_blocks`), then copies the valid
 positions out, to any rows and to every ``col_step``-th column of the
 result (the input gradient, one stride-1 forward per stride residue, writes
 each residue's positions straight into the gradient this way).
@@ -32,7 +32,9 @@ import numpy as np
 from numba import njit
 
 from .._config import KERNEL_OPTIONS, REDUCTION_OPTIONS
-from .tap_sums import FORWARD_TAP_BLOCK, OUT_BLOCK, add_dot_blocks, add_tap_block
+from . import simd
+from .register_blocks import TILE_VECTORS, sum_outputs
+from .tap_sums import OUT_BLOCK, add_dot_blocks
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -63,18 +65,21 @@ def _copy_planes(x, n, r0, rows, row_source, col_source, width, planes):  # prag
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _plane_space(x, row_source, col_source, tap_row, chunk_rows, spare):  # pragma: no cover
-    """Plane width, the taps' row reach, the input's plane count, and room for a task's planes.
+def _plane_space(x, row_source, col_source, tap_row, chunk_rows, tail):  # pragma: no cover
+    """Plane width, the taps' row reach, the input's plane count, room for a task's planes,
+    and the same memory flat with ``tail`` zeros more.
 
     Each plane holds one more row than the taps reach below a task's last
-    row: the last row's junk columns run on into it. ``spare`` extra planes
-    follow the input's.
+    row: the last row's junk columns run on into it. The forward's blocks
+    read up to ``tail`` values past a run's end: into the next plane (junk
+    positions, never stored), or past the last one.
     """
     width = col_source.shape[1]
     reach = tap_row.max()
     count = x.shape[1] * row_source.shape[0] * col_source.shape[0]
-    planes = np.empty((count + spare, (chunk_rows + reach + 1) * width), dtype=x.dtype)
-    return width, reach, count, planes
+    size = (chunk_rows + reach + 1) * width
+    flat = np.zeros(count * size + tail, dtype=x.dtype)
+    return width, reach, count, flat[: count * size].reshape((count, size)), flat
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -94,64 +99,71 @@ def forward_phase_sums(
     x, w, bias, y, row_source, col_source, tap_plane, tap_row, tap_col,
     row_target, out_w, col_step, col_offset, chunk_rows, lo, hi,
 ):  # fmt: skip  # pragma: no cover
-    """Write tasks ``[lo, hi)``'s outputs ``y[n, o] = bias[o] + Σ_t w[o, t]·x_t``.
+    """Write tasks ``[lo, hi)``'s outputs ``y[n, o] = bias[o] + Σ_t w[g, t, o - g·C_out/G]·x_t``.
 
     ``x`` is the unpadded input ``(N, C, D·H, W)``; ``y`` the output ``(N,
-    C_out, OD·OH, OW)``; ``w`` ``(C_out, T)`` with ``T`` a multiple of
-    :data:`FORWARD_TAP_BLOCK` (zero weights past each filter's end).
-    ``row_source[pr, r]`` is the input row (``d·H + h``, or ``-1`` for a
-    zero) of plane row ``r`` in row phase ``pr`` (a depth and height phase
-    pair); ``col_source[pc, e]`` the input column of plane column ``e`` in W
-    phase ``pc``. Group ``g``'s tap ``t`` reads plane ``tap_plane[g, t]``
-    from row ``tap_row[t]``, column ``tap_col[t]`` on; padding taps read the
-    plane of zeros after the input's, so they add exact zeros even where
-    the input holds infinities.
+    C_out, OD·OH, OW)``; ``w`` ``(G, T, C_out/G)``, each group's filters one
+    row per tap; ``bias`` ``(C_out,)``. ``row_source[pr, r]`` is the input
+    row (``d·H + h``, or ``-1`` for a zero) of plane row ``r`` in row phase
+    ``pr`` (a depth and height phase pair); ``col_source[pc, e]`` the input
+    column of plane column ``e`` in W phase ``pc``. Group ``g``'s tap ``t``
+    reads plane ``tap_plane[g, t]`` from row ``tap_row[t]``, column
+    ``tap_col[t]`` on.
 
     Wide output row ``r`` goes to row ``row_target[r]`` of ``y`` (``-1``:
     a junk row, between depth slices), its first ``out_w`` columns ``e`` to
     columns ``e·col_step + col_offset`` (the forward: ``1`` and ``0``; the
     input gradient writes each stride residue's outputs to every
     ``col_step``-th column); the columns past ``out_w`` are junk. A task is
-    ``chunk_rows`` wide rows of one image.
+    ``chunk_rows`` wide rows of one image, summed in register blocks
+    (:mod:`numconv.kernels.register_blocks`) into wide rows, then copied out.
     """
     out_channels = y.shape[1]
     out_rows = row_target.shape[0]
-    groups, taps = tap_plane.shape
-    group_outputs = out_channels // groups
-    width, reach, count, planes = _plane_space(x, row_source, col_source, tap_row, chunk_rows, 1)
-    planes[count] = 0
-    # Row out_channels is the spare partner of a group's odd last output: summed
-    # into, never copied out; zeroed so that it never holds slow denormal garbage.
-    wide = np.empty((out_channels + 1, chunk_rows * width), dtype=y.dtype)
-    wide[out_channels] = 0
+    groups, taps, group_outputs = w.shape
+    tile = TILE_VECTORS * simd.lanes(y)  # the blocks' reads past a task's end
+    width, reach, _, planes, source = _plane_space(
+        x, row_source, col_source, tap_row, chunk_rows, tile
+    )
+    size = planes.shape[1]
+    wide = np.empty((out_channels, chunk_rows * width), dtype=y.dtype)
+    spill = np.empty((out_channels, tile), dtype=y.dtype)
+    offsets = np.empty(taps, dtype=np.int64)
     chunks = -(-out_rows // chunk_rows)
     for task in range(lo, hi):
         n, r0, rows = _start_task(x, task, chunks, chunk_rows, out_rows, reach, row_source,
                                   col_source, width, planes)  # fmt: skip
-        length = rows * width
-        for o in range(out_channels):
-            value = bias[o]
-            wide_o = wide[o]
-            for q in range(length):
-                wide_o[q] = value
         for g in range(groups):
+            for t in range(taps):
+                offsets[t] = tap_plane[g, t] * size + tap_row[t] * width + tap_col[t]
             first = g * group_outputs
-            last = first + group_outputs - 1
-            for o0 in range(first, last + 1, 2):
-                o1 = o0 + 1 if o0 < last else out_channels
-                w1 = w[min(o1, last)]
-                for t0 in range(0, taps, FORWARD_TAP_BLOCK):
-                    add_tap_block(
-                        wide[o0, :length], wide[o1, :length], w[o0], w1, t0, planes,
-                        tap_plane[g], tap_row, tap_col, width, length,
-                    )  # fmt: skip
-        for i in range(rows):
-            row = row_target[r0 + i]
+            length = rows * width
+            sum_outputs(source, offsets, w[g], bias, wide, 0, spill, first, group_outputs, length)
+            targets = row_target[r0 : r0 + rows]
+            _copy_out(wide, y[n], first, group_outputs, targets, width, out_w, col_step, col_offset)
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _copy_out(
+    wide, y, first, count, row_target, width, out_w, col_step, col_offset
+):  # fmt: skip  # pragma: no cover
+    """Channels ``first … first + count - 1``: wide row ``i``'s first ``out_w`` values to
+    ``y[o, row_target[i]]``, while the group's wide rows are still in cache.
+
+    Channel by channel, so that consecutive rows land next to each other;
+    a unit step gets a loop LLVM vectorises (with ``col_step`` a variable
+    the scatter loop stays scalar).
+    """
+    for o in range(first, first + count):
+        for i in range(row_target.shape[0]):
+            row = row_target[i]
             if row < 0:
                 continue
-            for o in range(out_channels):
-                src = wide[o, i * width : i * width + out_w]
-                dst = y[n, o, row]
+            src = wide[o, i * width : i * width + out_w]
+            dst = y[o, row]
+            if col_step == 1:
+                dst[col_offset : col_offset + out_w] = src
+            else:
                 for e in range(out_w):
                     dst[e * col_step + col_offset] = src[e]
 
@@ -180,7 +192,7 @@ def weight_grad_phase_sums(
     out_rows = row_target.shape[0]
     groups = tap_plane.shape[0]
     group_outputs = out_channels // groups
-    width, reach, count, planes = _plane_space(x, row_source, col_source, tap_row, chunk_rows, 0)
+    width, reach, count, planes, _ = _plane_space(x, row_source, col_source, tap_row, chunk_rows, 0)
     wide = np.empty((out_channels, chunk_rows * width), dtype=gy.dtype)
     probe = x.dtype.type(0)
     chunks = -(-out_rows // chunk_rows)

@@ -13,8 +13,9 @@ channels copies 9 values per position and does ``27·C_out`` multiply-adds).
 With one output row (1-d layers) the planes are the W phases instead, which
 tap columns read at offsets.
 
-- :func:`forward_sums`: each output row is ``bias + Σ_t w[o, t]·run_t``, two
-  rows × 9 taps per pass, written straight into the output.
+- :func:`forward_sums`: each output row is ``bias + Σ_t w[t, o]·run_t``, 8
+  rows × 48 positions at a time over every tap in vector registers
+  (:mod:`numconv.kernels.register_blocks`), straight into the output.
 - :func:`weight_grad_sums`: each weight is the dot product of its run with
   the output gradient, 8 output channels × 3 taps at a time: per 16
   positions, 8 gradient loads and 3 input loads feed 24 FMAs into 24 vector
@@ -34,10 +35,11 @@ import numpy as np
 from numba import njit
 
 from .._config import KERNEL_OPTIONS, REDUCTION_OPTIONS
+from . import simd
+from .register_blocks import TILE_VECTORS, sum_outputs
 
 OUT_BLOCK = 8  # output channels per register block
 TAP_BLOCK = 3  # taps per register block
-FORWARD_TAP_BLOCK = 9  # taps per pass of the forward
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -70,12 +72,15 @@ def _shift_rows(
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _planes(x, col_map, row_phases, rows, width):  # pragma: no cover
-    """Scratch for a task's planes, and one more plane of zeros after them (see forward_sums)."""
+def _planes(x, col_map, row_phases, rows, width, tail):  # pragma: no cover
+    """Scratch for a task's planes, and the same memory flat with ``tail`` zeros more.
+
+    The forward's blocks read up to ``tail`` values past a run's end: into
+    the next plane (junk positions, never stored), or past the last one.
+    """
     count = x.shape[1] * col_map.shape[0] * row_phases.shape[0]
-    planes = np.empty((count + 1, rows * width), dtype=x.dtype)
-    planes[count] = 0
-    return planes
+    flat = np.zeros(count * rows * width + tail, dtype=x.dtype)
+    return flat[: count * rows * width].reshape((count, rows * width)), flat
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -112,7 +117,7 @@ def weight_grad_sums(
     out_channels, out_h, out_w = gy.shape[1:]
     reach = tap_row.max()  # rows a task reads below its last output row
     reach_cols = tap_col.max()  # columns it reads past its last (one-row tasks)
-    planes = _planes(x, col_map, row_phases, chunk_rows + reach, chunk_cols + reach_cols)
+    planes, _ = _planes(x, col_map, row_phases, chunk_rows + reach, chunk_cols + reach_cols, 0)
     gy_flat = gy.reshape(gy.shape[0], out_channels, out_h * out_w)
     last = out_channels - 1
     for task in range(lo, hi):
@@ -223,26 +228,24 @@ def forward_sums(
     x, w, bias, y, row_map, col_map, stride_h, row_phases, tap_plane, tap_row, tap_col,
     chunk_rows, chunk_cols, lo, hi,
 ):  # fmt: skip  # pragma: no cover
-    """Write tasks ``[lo, hi)``'s outputs ``y[n, o, q] = bias[o] + Σ_t w[o, t]·tap_t[q]``.
+    """Write tasks ``[lo, hi)``'s outputs ``y[n, o, q] = bias[o] + Σ_t w[t, o]·tap_t[q]``.
 
     Arguments as for :func:`weight_grad_sums`; ``y`` is ``(N, C_out, Oh,
-    Ow)`` and ``w`` ``(C_out, T)`` with ``T`` a multiple of
-    :data:`FORWARD_TAP_BLOCK`. Taps past the filter's end have zero weights
-    and read the plane of zeros after the input's (``tap_plane`` one past
-    the last), so they add exact zeros even where the input holds infinities.
-
-    Two output rows × 9 taps per pass over a task's positions: one
-    ``y[q] += Σ c·v`` per row with the 18 weights in registers and 9 loads
-    shared by both rows. With three rows per pass it ran at 43 GFLOP/s on one
-    thread against two rows' 60 (cifar_first, docs/performance.md §20), and
-    fewer taps per pass read and write ``y`` more often.
+    Ow)`` and ``w`` ``(T, C_out)``, one row of weights per tap. Each task's
+    outputs are summed in register blocks (:mod:`numconv.kernels.register_blocks`,
+    8 output channels × 48 positions over every tap) straight into ``y``.
     """
     out_channels, out_h, out_w = y.shape[1:]
     taps = tap_plane.shape[0]
     reach = tap_row.max()
     reach_cols = tap_col.max()
-    planes = _planes(x, col_map, row_phases, chunk_rows + reach, chunk_cols + reach_cols)
-    spare = np.empty(chunk_rows * chunk_cols, dtype=y.dtype)  # the missing row of an odd pair
+    tile = TILE_VECTORS * simd.lanes(y)  # the blocks' reads past a task's end
+    planes, source = _planes(
+        x, col_map, row_phases, chunk_rows + reach, chunk_cols + reach_cols, tile
+    )
+    size = planes.shape[1]
+    spill = np.empty((out_channels, tile), dtype=y.dtype)
+    offsets = np.empty(taps, dtype=np.int64)
     y_flat = y.reshape(y.shape[0], out_channels, out_h * out_w)
     for task in range(lo, hi):
         n, b0, e0, rows, cols = _task(task, out_h, out_w, chunk_rows, chunk_cols)
@@ -251,76 +254,7 @@ def forward_sums(
         _shift_rows(
             x, n, b0, rows + reach, e0, width, row_map, col_map, stride_h, row_phases, planes
         )
+        for t in range(taps):
+            offsets[t] = tap_plane[t] * size + tap_row[t] * width + tap_col[t]
         start = b0 * out_w + e0
-        for o0 in range(0, out_channels, 2):
-            o1 = min(o0 + 1, out_channels - 1)
-            y0 = y_flat[n, o0, start : start + length]
-            y1 = y_flat[n, o1, start : start + length] if o0 + 1 < out_channels else spare[:length]
-            bias0 = bias[o0]
-            bias1 = bias[o1]
-            for q in range(length):
-                y0[q] = bias0
-                y1[q] = bias1
-            for t0 in range(0, taps, FORWARD_TAP_BLOCK):
-                add_tap_block(
-                    y0, y1, w[o0], w[o1], t0, planes, tap_plane, tap_row, tap_col, width, length
-                )
-
-
-@njit(inline="always", **KERNEL_OPTIONS)
-def add_tap_block(
-    y0, y1, w0, w1, t0, planes, tap_plane, tap_row, tap_col, width, length
-):  # pragma: no cover
-    """``y_i[q] += Σ_j w_i[t0 + j]·tap_{t0+j}[q]`` for the two rows over 9 taps, in order.
-
-    Tap ``t`` reads ``planes[tap_plane[t]]`` from ``tap_row[t]·width +
-    tap_col[t]`` on. Shared with :mod:`numconv.kernels.phase_sums`, whose
-    planes are laid out differently but read the same way.
-    """
-    x0 = planes[tap_plane[t0], tap_row[t0] * width + tap_col[t0] :]
-    x1 = planes[tap_plane[t0 + 1], tap_row[t0 + 1] * width + tap_col[t0 + 1] :]
-    x2 = planes[tap_plane[t0 + 2], tap_row[t0 + 2] * width + tap_col[t0 + 2] :]
-    x3 = planes[tap_plane[t0 + 3], tap_row[t0 + 3] * width + tap_col[t0 + 3] :]
-    x4 = planes[tap_plane[t0 + 4], tap_row[t0 + 4] * width + tap_col[t0 + 4] :]
-    x5 = planes[tap_plane[t0 + 5], tap_row[t0 + 5] * width + tap_col[t0 + 5] :]
-    x6 = planes[tap_plane[t0 + 6], tap_row[t0 + 6] * width + tap_col[t0 + 6] :]
-    x7 = planes[tap_plane[t0 + 7], tap_row[t0 + 7] * width + tap_col[t0 + 7] :]
-    x8 = planes[tap_plane[t0 + 8], tap_row[t0 + 8] * width + tap_col[t0 + 8] :]
-    a0, a1, a2, a3, a4, a5, a6, a7, a8 = (
-        w0[t0],
-        w0[t0 + 1],
-        w0[t0 + 2],
-        w0[t0 + 3],
-        w0[t0 + 4],
-        w0[t0 + 5],
-        w0[t0 + 6],
-        w0[t0 + 7],
-        w0[t0 + 8],
-    )
-    c0, c1, c2, c3, c4, c5, c6, c7, c8 = (
-        w1[t0],
-        w1[t0 + 1],
-        w1[t0 + 2],
-        w1[t0 + 3],
-        w1[t0 + 4],
-        w1[t0 + 5],
-        w1[t0 + 6],
-        w1[t0 + 7],
-        w1[t0 + 8],
-    )
-    for q in range(length):
-        v0 = x0[q]
-        v1 = x1[q]
-        v2 = x2[q]
-        v3 = x3[q]
-        v4 = x4[q]
-        v5 = x5[q]
-        v6 = x6[q]
-        v7 = x7[q]
-        v8 = x8[q]
-        y0[q] += (
-            a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3 + a4 * v4 + a5 * v5 + a6 * v6 + a7 * v7 + a8 * v8
-        )
-        y1[q] += (
-            c0 * v0 + c1 * v1 + c2 * v2 + c3 * v3 + c4 * v4 + c5 * v5 + c6 * v6 + c7 * v7 + c8 * v8
-        )
+        sum_outputs(source, offsets, w, bias, y_flat[n], start, spill, 0, out_channels, length)

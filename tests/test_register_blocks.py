@@ -1,0 +1,116 @@
+"""The register blocks and the vector intrinsics under them, against NumPy sums."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+from numba import njit
+
+from numconv.kernels import simd
+from numconv.kernels.register_blocks import TILE_VECTORS, sum_outputs
+
+
+@njit
+def _sum_outputs(source, offsets, weights, bias, out, start, first, outputs, length):
+    spill = np.full((out.shape[0], TILE_VECTORS * simd.lanes(out)), np.nan, dtype=out.dtype)
+    sum_outputs(source, offsets, weights, bias, out, start, spill, first, outputs, length)
+
+
+def _lanes(dtype) -> int:
+    return simd.VECTOR_BYTES // np.dtype(dtype).itemsize
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("outputs", [1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 19])
+@pytest.mark.parametrize("length", [1, 17, 64, 100])
+def test_sum_outputs_matches_numpy(dtype, outputs, length):
+    """Every block size (8, 4, 2, 1 and their mixes) sums its rows and leaves the others alone.
+
+    Lengths below, at and past one pass; the last pass goes through the spill rows.
+    """
+    rng = np.random.default_rng(outputs * 1000 + length)
+    taps, tile = 11, TILE_VECTORS * _lanes(dtype)
+    source = rng.standard_normal(500 + tile).astype(dtype)
+    offsets = rng.integers(0, 500 - length, taps).astype(np.int64)
+    weights = rng.standard_normal((taps, outputs)).astype(dtype)
+    first = 3
+    bias = rng.standard_normal(first + outputs + 2).astype(dtype)
+    start = 5
+    out = np.full((first + outputs + 2, start + length + 3), 7.0, dtype=dtype)
+    _sum_outputs(source, offsets, weights, bias, out, start, first, outputs, length)
+
+    runs = np.stack([source[o : o + length] for o in offsets]).astype(np.float64)
+    expected = bias[first : first + outputs, None] + weights.astype(np.float64).T @ runs
+    tolerance = 1e-5 if dtype == np.float32 else 1e-13
+    rows = out[first : first + outputs]
+    np.testing.assert_allclose(rows[:, start : start + length], expected, rtol=tolerance,
+                               atol=tolerance)  # fmt: skip
+    # Exactly those positions: not one before or after, nor in other rows.
+    assert (rows[:, :start] == 7).all() and (rows[:, start + length :] == 7).all()
+    assert (out[:first] == 7).all() and (out[first + outputs :] == 7).all()
+
+
+def test_sum_outputs_sums_in_tap_order():
+    """One rounding per tap, in tap order: the result of a sequential float32 FMA chain."""
+    source = np.array([1e8, 1.0, -1e8, 0.0] * 40, dtype=np.float32)
+    offsets = np.array([0, 1, 2], dtype=np.int64)  # runs start at 1e8, 1, -1e8
+    weights = np.ones((3, 1), dtype=np.float32)
+    out = np.zeros((1, 64), dtype=np.float32)
+    _sum_outputs(source, offsets, weights, np.zeros(1, np.float32), out, 0, 0, 1, 1)
+    assert out[0, 0] == np.float32(np.float32(1e8) + np.float32(1.0)) - np.float32(1e8)
+
+
+@njit
+def _vector_roundtrip(a, b, scale):
+    acc = simd.splat(a.dtype.type(1))
+    acc = simd.fma(acc, simd.load(a, 1), scale)
+    simd.store(b, 2, acc)
+    return simd.lanes(a)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_vector_intrinsics(dtype):
+    lanes = _lanes(dtype)
+    a = np.arange(lanes + 2, dtype=dtype)
+    b = np.zeros(lanes + 4, dtype=dtype)
+    assert _vector_roundtrip(a, b, dtype(3)) == lanes
+    expected = np.zeros_like(b)
+    expected[2 : 2 + lanes] = 1 + 3 * a[1 : 1 + lanes]
+    np.testing.assert_array_equal(b, expected)
+
+
+@njit
+def _load_first(a):
+    return simd.load(a, 0)
+
+
+@njit
+def _fma_mixed(a, s):
+    return simd.fma(simd.load(a, 0), simd.load(a, 0), s)
+
+
+@njit
+def _copy_flat(a, b, index):
+    simd.store(b, index, simd.load(a, index))
+
+
+def test_vector_intrinsics_address_c_contiguous_arrays_flat():
+    """A 2-d array is addressed by flat index, across its rows."""
+    a = np.arange(64, dtype=np.float32).reshape(4, 16)
+    b = np.zeros_like(a)
+    _copy_flat(a, b, 8)
+    expected = np.zeros(64, np.float32)
+    expected[8:24] = np.arange(8, 24)
+    np.testing.assert_array_equal(b.ravel(), expected)
+
+
+def test_vector_intrinsics_reject_what_they_cannot_address():
+    """Only C-contiguous float arrays, and operands of one dtype: a compile-time error."""
+    errors = (TypeError, numba.core.errors.TypingError)
+    with pytest.raises(errors, match="C-contiguous float array"):
+        _load_first(np.zeros(32, np.float32)[::2])
+    with pytest.raises(errors, match="C-contiguous float array"):
+        _load_first(np.zeros(32, np.int32))
+    with pytest.raises(errors, match="one dtype"):
+        _fma_mixed(np.zeros(16, np.float32), 1.0)
