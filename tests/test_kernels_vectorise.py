@@ -22,20 +22,17 @@ KERNELS = (conv_forward, conv_input_grad, conv_weight_grad)
 """
 
 
+def _cpu_has(flag: str) -> bool:
+    """Whether /proc/cpuinfo lists ``flag`` (False where there is none)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return f" {flag}" in f.read()
+    except OSError:
+        return False
+
+
 def _has_avx2() -> bool:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return " avx2" in f.read()
-    except OSError:
-        return False
-
-
-def _has_avx_512() -> bool:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return " avx512f" in f.read()
-    except OSError:
-        return False
+    return _cpu_has("avx2")
 
 
 def _run_probe(probe: str) -> dict[str, str]:
@@ -235,7 +232,8 @@ print("stores", sum(len(re.findall(r"vmov\w*\s+%[xyz]mm\d+, [^\n]*\)", b)) for b
 
 
 @pytest.mark.skipif(
-    platform.machine() != "x86_64" or not _has_avx_512(), reason="checks x86-64 AVX-512 assembly"
+    platform.machine() != "x86_64" or not _cpu_has("avx512f"),
+    reason="checks x86-64 AVX-512 assembly",
 )
 def test_register_block_keeps_its_sums_in_registers():
     """The 8 × 3 block's tap loop: 24 FMAs a tap on zmm registers and not one store.

@@ -10,7 +10,9 @@ stored once. The sums run in tap order, one rounding per tap.
 Sizes: 8 × 3 (24 of the 32 AVX-512 registers; 11 loads per 24 FMAs), and
 4, 2 and 1 outputs × 4 vectors for what is left of a group, so that no
 output channel is computed twice. :func:`sum_outputs` covers a group's
-outputs with them.
+outputs with them. Each size is written out, accumulator by accumulator:
+only named locals become registers (an array of sums, or a loop over
+them, would live in memory).
 
 Each size is a loop of whole passes (``_passes_*``) that stores its vectors
 by flat index: a row view, or an array handed to an inlined helper, costs
