@@ -78,6 +78,9 @@ def _plane_space(x, row_source, col_source, tap_row, chunk_rows, tail):  # pragm
     reach = tap_row.max()
     count = x.shape[1] * row_source.shape[0] * col_source.shape[0]
     size = (chunk_rows + reach + 1) * width
+    # Zeroed whole: with np.empty and only the tail zeroed the forward ran
+    # 4-7% slower (g8_3x3, g4_k5_s2; the junk positions then read leftover
+    # memory), and the weight gradient was no faster (docs/performance.md §31).
     flat = np.zeros(count * size + tail, dtype=x.dtype)
     return width, reach, count, flat[: count * size].reshape((count, size)), flat
 
@@ -148,11 +151,13 @@ def _copy_out(
     wide, y, first, count, row_target, width, out_w, col_step, col_offset
 ):  # fmt: skip  # pragma: no cover
     """Channels ``first … first + count - 1``: wide row ``i``'s first ``out_w`` values to
-    ``y[o, row_target[i]]``, while the group's wide rows are still in cache.
+    ``y[o, row_target[i]]``.
 
-    Channel by channel, so that consecutive rows land next to each other;
-    a unit step gets a loop LLVM vectorises (with ``col_step`` a variable
-    the scatter loop stays scalar).
+    Called per group, right after its sums (no faster than one copy after
+    all groups on g8_3x3: the writes to ``y`` bound it, docs/performance.md
+    §31). Channel by channel, so that consecutive rows land next to each
+    other; a unit step gets a loop LLVM vectorises (with ``col_step`` a
+    variable the scatter loop stays scalar).
     """
     for o in range(first, first + count):
         for i in range(row_target.shape[0]):

@@ -79,7 +79,7 @@ def _planes(x, col_map, row_phases, rows, width, tail):  # pragma: no cover
     the next plane (junk positions, never stored), or past the last one.
     """
     count = x.shape[1] * col_map.shape[0] * row_phases.shape[0]
-    flat = np.zeros(count * rows * width + tail, dtype=x.dtype)
+    flat = np.zeros(count * rows * width + tail, dtype=x.dtype)  # why whole: see phase_sums
     return flat[: count * rows * width].reshape((count, rows * width)), flat
 
 
