@@ -29,18 +29,18 @@ The rule, from measurements recorded in ``docs/performance.md``:
   rule gives it (1.04-5.7×) and tied on three (4 groups 3×3 stride 2
   batch 1, 0.49 against 0.44-0.54 ms, and two calls under 0.05 ms);
   Winograd kept 4 groups of 32 (2.7-3.0 against 3.4 ms);
-- input gradients of grouped layers and kernels more than one deep with as
-  few weights per group -> ``phase_sums`` too (one forward of ``gy`` per
-  stride residue), unless a strided axis leaves a residue a single tap,
-  and where Winograd suits, only for calls of at most
-  :data:`PHASE_SUMS_MAX_TRANSFORM_FLOPS` FLOPs (see
+- input gradients with as few weights per group -> ``phase_sums`` too (one
+  forward of ``gy`` per stride residue), except for one-group 1-d and 2-d
+  layers with 1-3 input channels from :data:`PLANAR_MIN_FLOPS` on, layers
+  where a strided axis leaves a residue a single tap with more than
+  :data:`PHASE_SUMS_MAX_THIN_RESIDUE_WEIGHTS` weights per group, and, where
+  Winograd suits, as for the forward (see
   :func:`_phase_sums_input_grad_suits`). Against the algorithm chosen
-  before (docs/performance.md §30) it won or tied all 9 shapes it took:
-  grouped 5×5 and 7×7 layers 1.2-1.8×, a 3-d 5×5×5 layer 1.4-1.7×, small
-  grouped and 3-d calls 1.3-4×, batch-1 g4_k5_s2 a tie. It lost on
-  one-group 2-d layers (mnist_k5 2.3 against 0.83 ms, cifar_first 2.1
-  against 1.4), on 3×3 stride 2 (batch-1, 4 groups: 0.76 against 0.41)
-  and to Winograd on g8_3x3 (3.6 against 2.7);
+  before (docs/performance.md §32, since the sums keep their blocks in
+  registers) it won 1.15-2.0× on grouped 3×3 layers Winograd took (g8_3x3
+  1.75 against 2.1 ms, 16 groups on 14² 1.14 against 1.94), 1.1-1.5× on
+  one-group layers with 4 to 40 input channels the planar GEMM took, and
+  2-8× on small calls the direct loops took;
 - stride-1 undilated 3×3 convolutions -> Winograd, when each group has at
   least :data:`WINOGRAD_MIN_IN_CHANNELS` input channels and its input times
   output channels is at least :data:`WINOGRAD_MIN_CHANNELS`: ``winograd4``
@@ -142,6 +142,7 @@ TAP_SUMS_MAX_WEIGHTS = 1 << 18
 PHASE_SUMS_MAX_GROUP_WEIGHTS = 1 << 15
 PHASE_SUMS_MAX_TRANSFORM_WEIGHTS = 1 << 12
 PHASE_SUMS_MAX_TRANSFORM_FLOPS = 1 << 25
+PHASE_SUMS_MAX_THIN_RESIDUE_WEIGHTS = 1 << 13
 
 _forced: str | None = None
 
@@ -199,23 +200,36 @@ def _phase_sums_suit(plan: ConvPlan, transform_suits: bool) -> bool:
 
 
 def _phase_sums_input_grad_suits(plan: ConvPlan, transform_suits: bool) -> bool:
-    """Whether ``phase_sums`` beats the other algorithms' input gradient (measured, §30).
+    """Whether ``phase_sums`` beats the other algorithms' input gradient (measured, §30, §32).
 
-    The gradient is one forward of the sums per stride residue. It wins
-    where the planar GEMM's products are short or its 3-d column tiles
-    large: grouped layers and kernels more than one deep, with few weights
-    per group. It lost on one-group 2-d layers (above all with 1 or 3 input
-    channels: a forward with 1 or 3 outputs), and where a strided axis
-    leaves a residue a single tap (3×3 at stride 2: each residue's forward
-    is too small). Where Winograd suits, only small calls.
+    The gradient is one forward of the sums per stride residue, with ``C/G``
+    outputs. Since the sums keep their blocks in registers (§31) it won
+    wherever those forwards have four outputs or more, except:
+
+    - one-group 1-d and 2-d layers with 1-3 input channels (first layers):
+      1 or 3 outputs leave the blocks bound by loads, and the planar GEMM
+      won from :data:`PLANAR_MIN_FLOPS` on (mnist_k5 1.19 against 0.53 ms);
+      below that the alternative is the direct loops, which lost to it;
+    - where a strided axis leaves a residue a single tap (3×3 at stride
+      2), with more than :data:`PHASE_SUMS_MAX_THIN_RESIDUE_WEIGHTS`
+      weights a group: the thin residues' copies outweigh their sums
+      (batch-1 4 groups of 32, 0.53-0.69 against 0.48-0.50 ms);
+    - where Winograd suits, as for the forward: only with few weights a
+      group or small calls.
     """
-    if plan.groups == 1 and plan.kernel[0] == 1:
+    weights = phase_sums.group_weights(plan)
+    if weights > PHASE_SUMS_MAX_GROUP_WEIGHTS:
         return False
-    if phase_sums.group_weights(plan) > PHASE_SUMS_MAX_GROUP_WEIGHTS:
+    first_layer = plan.groups == 1 and plan.kernel[0] == 1 and plan.in_channels < 4
+    if first_layer and plan.flops >= PLANAR_MIN_FLOPS:
         return False
-    if not phase_sums.strided_residues_have_several_taps(plan):
+    thin = not phase_sums.strided_residues_have_several_taps(plan)
+    if thin and weights > PHASE_SUMS_MAX_THIN_RESIDUE_WEIGHTS:
         return False
-    return not transform_suits or plan.flops <= PHASE_SUMS_MAX_TRANSFORM_FLOPS
+    if transform_suits:
+        small_call = plan.flops <= PHASE_SUMS_MAX_TRANSFORM_FLOPS
+        return weights <= PHASE_SUMS_MAX_TRANSFORM_WEIGHTS or small_call
+    return True
 
 
 def _tap_sums_suit(plan: ConvPlan) -> bool:

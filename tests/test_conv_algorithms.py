@@ -362,14 +362,14 @@ def test_pointwise_needs_one_group_and_no_padding(rng):
         ((8, 256, 28, 28), (256, 1, 3, 3), dict(groups=256), {"depthwise"}),
         # 3 channels in: the weight gradient as tap sums
         ((64, 3, 32, 32), (32, 3, 3, 3), dict(padding=1), {"planar_gemm", "tap_sums"}),
-        ((8, 4, 56, 56), (16, 4, 3, 3), dict(padding=1), {"planar_gemm", "tap_sums"}),
-        ((8, 8, 56, 56), (8, 8, 3, 3), dict(padding=1), {"phase_sums", "winograd4"}),  # 8 in
+        ((8, 4, 56, 56), (16, 4, 3, 3), dict(padding=1), {"phase_sums", "tap_sums"}),  # 4 in
+        ((8, 8, 56, 56), (8, 8, 3, 3), dict(padding=1), {"phase_sums"}),  # 8 in
         ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), {"winograd4"}),
         ((8, 64, 29, 29), (64, 64, 3, 3), dict(padding=1), {"winograd4"}),  # 512 F(4×4) tiles
         ((8, 256, 14, 14), (256, 256, 3, 3), dict(padding=1), {"winograd"}),  # 128: too few
         ((1, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), {"winograd"}),  # 196
-        ((8, 1, 32, 32), (2, 1, 3, 3), dict(padding=1), {"phase_sums", "direct"}),  # 0.3 MFLOP
-        ((8, 4, 16, 16), (8, 4, 3, 3), dict(padding=1), {"phase_sums", "direct"}),  # 1.2 MFLOP
+        ((8, 1, 32, 32), (2, 1, 3, 3), dict(padding=1), {"phase_sums"}),  # 0.3 MFLOP
+        ((8, 4, 16, 16), (8, 4, 3, 3), dict(padding=1), {"phase_sums"}),  # 1.2 MFLOP
         ((32, 1, 28, 28), (8, 1, 3, 3), {}, {"planar_gemm", "tap_sums"}),  # 3.1 MFLOP, 26²
         ((128, 1, 22, 22), (8, 1, 3, 3), {}, {"phase_sums", "planar_gemm"}),  # 400 positions a task
         ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1), {"planar_gemm"}),  # 14²
@@ -378,12 +378,12 @@ def test_pointwise_needs_one_group_and_no_padding(rng):
         ((8, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), {"planar_gemm", "tap_sums"}),
         ((64, 3, 32, 32), (32, 3, 3, 3), dict(stride=2), {"phase_sums", "planar_gemm"}),
         ((8, 256, 28, 28), (64, 256, 1, 1), {}, {"pointwise"}),
-        ((2, 4, 50), (4, 4, 3), {}, {"phase_sums", "direct"}),
+        ((2, 4, 50), (4, 4, 3), {}, {"phase_sums"}),
         ((16, 64, 4096), (64, 64, 9), dict(padding=4), {"planar_gemm", "tap_sums"}),
         ((1, 6, 8, 8), (12, 1, 3, 3), dict(groups=6), {"phase_sums"}),  # multiplier 2
         ((8, 128, 28, 28), (128, 32, 3, 3), dict(groups=4, padding=1), {"winograd4"}),
         ((8, 256, 14, 14), (256, 32, 3, 3), dict(groups=8, padding=1), {"winograd"}),
-        ((8, 128, 28, 28), (128, 8, 3, 3), dict(groups=16, padding=1), {"phase_sums", "winograd4"}),
+        ((8, 128, 28, 28), (128, 8, 3, 3), dict(groups=16, padding=1), {"phase_sums"}),
         # 4 channels a group: too few for the transforms to pay
         (
             (8, 128, 28, 28),
@@ -431,11 +431,17 @@ def test_selection_rule(x_shape, w_shape, kw, expected):
         ((2, 16, 8, 24, 24), (16, 16, 5, 5, 5), dict(padding=2), "phase_sums"),  # one group, 3-d
         ((8, 64, 2000), (64, 16, 7), dict(padding=3, groups=4), "phase_sums"),
         ((2, 32, 14, 14), (32, 8, 3, 3), dict(padding=1, groups=4), "phase_sums"),  # small call
-        # Winograd on larger calls, the planar GEMM on one-group 2-d layers
-        ((8, 128, 28, 28), (128, 16, 3, 3), dict(padding=1, groups=8), "winograd4"),
+        ((8, 128, 28, 28), (128, 16, 3, 3), dict(padding=1, groups=8), "phase_sums"),
+        ((8, 16, 28, 28), (32, 16, 5, 5), dict(padding=2), "phase_sums"),  # one group, 2-d
+        ((16, 1, 28, 28), (8, 1, 3, 3), dict(padding=1), "phase_sums"),  # small first layer
+        ((8, 128, 28, 28), (128, 16, 3, 3), dict(stride=2, padding=1, groups=8), "phase_sums"),
+        # Winograd on larger calls with more weights a group, the planar GEMM on
+        # larger first layers and layers with many weights a group
+        ((8, 128, 28, 28), (128, 32, 3, 3), dict(padding=1, groups=4), "winograd4"),
         ((8, 48, 28, 28), (64, 48, 5, 5), dict(padding=2), "planar_gemm"),
         ((64, 1, 28, 28), (32, 1, 5, 5), {}, "planar_gemm"),
-        # one tap a residue along a strided axis; too many weights a group
+        ((64, 3, 32, 32), (32, 3, 3, 3), dict(padding=1), "planar_gemm"),
+        # one tap a residue along a strided axis with more weights a group; too many weights
         ((1, 128, 28, 28), (128, 32, 3, 3), dict(stride=2, padding=1, groups=4), "planar_gemm"),
         ((8, 128, 28, 28), (128, 64, 5, 5), dict(padding=2, groups=2), "planar_gemm"),
     ],

@@ -156,7 +156,8 @@ def strided_residues_have_several_taps(plan: ConvPlan) -> bool:
     """Whether every stride residue of every strided axis has two taps or more (or none).
 
     The input gradient runs one forward per residue; with one tap along an
-    axis (3×3 at stride 2) those forwards are too thin to pay.
+    axis (3×3 at stride 2) those forwards are thin, and the selection gives
+    them to these sums only with few weights a group.
     """
     for size, stride, dilation in zip(plan.kernel, plan.stride, plan.dilation, strict=True):
         if stride > 1:
