@@ -37,10 +37,11 @@ The rule, from measurements recorded in ``docs/performance.md``:
   Winograd suits, as for the forward (see
   :func:`_phase_sums_input_grad_suits`). Against the algorithm chosen
   before (docs/performance.md §32, since the sums keep their blocks in
-  registers) it won 1.15-2.0× on grouped 3×3 layers Winograd took (g8_3x3
-  1.75 against 2.1 ms, 16 groups on 14² 1.14 against 1.94), 1.1-1.5× on
-  one-group layers with 4 to 40 input channels the planar GEMM took, and
-  2-8× on small calls the direct loops took;
+  registers) it won 1.2-2.0× on 3×3 layers Winograd took (g8_3x3 1.75
+  against 2.1 ms, 16 groups on 14² 1.14 against 1.94) and tied on one (2
+  groups of 16 on 56², 1.52 against 1.48), won 1.1-3× on one-group layers
+  with 4 to 40 input channels the planar GEMM took, and 2-8× on small
+  calls the direct loops took;
 - stride-1 undilated 3×3 convolutions -> Winograd, when each group has at
   least :data:`WINOGRAD_MIN_IN_CHANNELS` input channels and its input times
   output channels is at least :data:`WINOGRAD_MIN_CHANNELS`: ``winograd4``
