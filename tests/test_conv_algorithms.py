@@ -956,12 +956,13 @@ def test_phase_sums_float32_is_within_1e5_of_float64(rng, threads):
 
 @pytest.mark.parametrize("kernel, kw", [((3, 3), dict(padding=1)), ((2, 5), dict(stride=2))])
 def test_phase_sums_keep_infinities_where_they_belong(rng, kernel, kw):
-    """Neither the taps padding the last block nor the junk columns reach a real output.
+    """Neither the blocks' reads past a run's end nor the junk columns reach a real output.
 
-    Padding taps read a plane of zeros with zero weights, and junk columns
-    (past the output width, reading inputs no real output reads at that
-    tap) are never copied out; with either wrong, ``0·inf`` or a stray
-    infinity would show up where the direct algorithm has finite values.
+    The register blocks' last pass reads past the run into the next plane
+    or the zeroed tail and its extra positions are never stored, and junk
+    columns (past the output width, reading inputs no real output reads at
+    that tap) are never copied out; with either wrong, a stray infinity
+    would show up where the direct algorithm has finite values.
     """
     x = rng.standard_normal((2, 4, 9, 12))
     x[1, 2, 4, 11] = np.inf  # the last column: junk columns of several taps read it
@@ -980,7 +981,7 @@ def test_phase_sums_keep_infinities_where_they_belong(rng, kernel, kw):
 )
 def test_phase_sums_input_gradient_keeps_infinities_where_they_belong(rng, kernel, kw):
     """The input gradient's forwards read the output gradient: its junk columns and
-    the taps padding each residue's blocks must not carry an infinity anywhere else."""
+    the blocks' reads past each residue's runs must not carry an infinity anywhere else."""
     x = np.empty((2, 4, 13, 12))
     w = rng.standard_normal((6, 2, *kernel))
     gy = rng.standard_normal(F.conv2d(x, w, groups=2, **kw).shape)
