@@ -925,14 +925,19 @@ def test_phase_sums_match_the_direct_algorithm(monkeypatch, rng, shape, c_out, k
     _assert_matches_direct("phase_sums", x, w, b, gy, **kw)
 
 
+@pytest.mark.parametrize("mode", ["zeros", "reflect"])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_phase_sums_float32_is_within_1e5_of_float64(rng, threads):
+def test_phase_sums_float32_is_within_1e5_of_float64(rng, threads, mode):
     """Long float32 sums (400 taps a group forward, up to 108 a residue in the input
-    gradient, 578 positions a weight) stay within the direct tolerance."""
+    gradient, 578 positions a weight) stay within the direct tolerance.
+
+    Rows of 19 plane columns: two float32 vectors each in the plane copy's
+    stride-2 path, and reflected columns it then copies one by one.
+    """
     x = rng.standard_normal((4, 32, 33, 33))
     w = rng.standard_normal((24, 16, 5, 5))
     gy = rng.standard_normal((4, 24, 17, 17))
-    kw = dict(stride=2, padding=2, groups=2)
+    kw = dict(stride=2, padding=2, groups=2, padding_mode=mode)
     with _dispatch.forced("direct"):
         expected = F.conv2d(x, w, **kw), F.conv2d_input_grad(x.shape, w, gy, **kw)
     x32, w32, gy32 = (a.astype(np.float32) for a in (x, w, gy))

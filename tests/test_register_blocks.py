@@ -114,3 +114,68 @@ def test_vector_intrinsics_reject_what_they_cannot_address():
         _load_first(np.zeros(32, np.int32))
     with pytest.raises(errors, match="one dtype"):
         _fma_mixed(np.zeros(16, np.float32), 1.0)
+
+
+@njit
+def _masked_roundtrip(a, b, index, lo, hi, at, count):
+    simd.masked_store(b, at, simd.masked_load(a, index, lo, hi), count, 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "index, lo, hi, count",
+    [(0, 0, 100, 100), (-3, 3, 10, 12), (5, 0, 4, 2), (-40, 40, 45, 100), (44, -5, 100, 0)],
+)
+def test_masked_load_and_store_touch_only_their_lanes(dtype, index, lo, hi, count):
+    """Lanes out of range load zeros, unread (so ``index`` may lie before the array and
+    the vector past its end), and only the first ``count`` lanes are stored."""
+    lanes = _lanes(dtype)
+    a = np.arange(1, 61, dtype=dtype)
+    b = np.full(40, -1.0, dtype=dtype)
+    at = 40 - lanes  # the vector ends at the array's end
+    _masked_roundtrip(a, b, index, lo, hi, at, count)
+    loaded = np.array(
+        [a[index + j] if lo <= j < hi else 0 for j in range(lanes)], dtype=dtype
+    )  # fmt: skip
+    expected = np.full(40, -1.0, dtype=dtype)
+    stored = min(count, lanes)
+    expected[at : at + stored] = loaded[:stored]
+    np.testing.assert_array_equal(b, expected)
+
+
+@njit
+def _strided_copies(a, b):
+    lanes = simd.lanes(a)
+    evens = simd.even_lanes(simd.load(a, 0), simd.load(a, lanes))
+    simd.store(b, 0, evens)
+    simd.masked_store(b, lanes, simd.spread_low(evens), 2 * lanes, 2)
+    simd.masked_store(b, 2 * lanes, simd.spread_high(evens), 5, 2)
+    simd.masked_store(b, 3 * lanes, simd.zero(b), 3, 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_even_lanes_and_spreads_are_stride_two_gathers_and_scatters(dtype):
+    """even_lanes picks every other value; the spreads put them back every other lane,
+    and a step-2 store leaves the odd positions as they were."""
+    lanes = _lanes(dtype)
+    a = np.arange(1, 2 * lanes + 1, dtype=dtype)
+    b = np.full(4 * lanes, -1.0, dtype=dtype)
+    _strided_copies(a, b)
+    expected = np.full(4 * lanes, -1.0, dtype=dtype)
+    evens = a[0::2]
+    expected[:lanes] = evens
+    expected[lanes : 2 * lanes : 2] = evens[: lanes // 2]
+    expected[2 * lanes : 2 * lanes + 5 : 2] = evens[lanes // 2 : lanes // 2 + 3]
+    expected[3 * lanes : 3 * lanes + 3] = 0
+    np.testing.assert_array_equal(b, expected)
+
+
+@njit
+def _store_with_step(b, step):
+    simd.masked_store(b, 0, simd.zero(b), 4, step)
+
+
+def test_masked_store_takes_only_literal_steps_one_and_two():
+    errors = (TypeError, numba.core.errors.TypingError)
+    with pytest.raises(errors, match="literal 1 or 2"):
+        _store_with_step(np.zeros(32, np.float32), 3)

@@ -133,8 +133,9 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
     def part(bounds):
         sums = np.zeros((plan.out_channels, layout.tap_row.shape[0]), dtype=np.float64)
         probe = weight_grad_phase_sums(
-            x4, gy4, layout.row_source, layout.col_source, layout.tap_plane, layout.tap_row,
-            layout.tap_col, layout.row_target, layout.chunk_rows, *bounds, sums,
+            x4, gy4, layout.row_source, layout.col_source, layout.col_first, layout.col_stride,
+            layout.tap_plane, layout.tap_row, layout.tap_col, layout.row_target,
+            layout.chunk_rows, *bounds, sums,
         )  # fmt: skip
         return sums, probe
 
@@ -193,15 +194,17 @@ def _rows_array(a5, batch: int, channels: int, spatial, dtype) -> np.ndarray:
 
 def _sums(x4, weights, biases, y, layout, row_target, col_step, col_offset, bounds) -> None:
     forward_phase_sums(
-        x4, weights, biases, y, layout.row_source, layout.col_source, layout.tap_plane,
-        layout.tap_row, layout.tap_col, row_target, layout.out_w, col_step, col_offset,
-        layout.chunk_rows, *bounds,
+        x4, weights, biases, y, layout.row_source, layout.col_source, layout.col_first,
+        layout.col_stride, layout.tap_plane, layout.tap_row, layout.tap_col, row_target,
+        layout.out_w, col_step, col_offset, layout.chunk_rows, *bounds,
     )  # fmt: skip
 
 
 class _Layout(NamedTuple):
     row_source: np.ndarray  # per (depth, height) phase pair: input row of each plane row, or -1
     col_source: np.ndarray  # per W phase: input column of each plane column, or -1
+    col_first: np.ndarray  # per W phase: input column of plane column 0, if not in the padding
+    col_stride: int  # input columns from one plane column to the next (the W stride)
     tap_plane: np.ndarray  # (G, T): each group's taps' planes
     tap_row: np.ndarray  # (T,): first plane row each tap reads
     tap_col: np.ndarray  # (T,): first plane column each tap reads
@@ -248,6 +251,8 @@ def _layout(plan: ConvPlan, part_count: int, task_positions: int) -> _Layout:
         row_source[p] = np.where(inside & (d >= 0) & (h >= 0), d * plan.spatial[1] + h, -1)
     columns = np.arange(width) * plan.stride[2]
     col_source = np.array([sources[2][columns + pw] for pw in phases[2]], dtype=np.int64)
+    # Inside the input, col_source is col_first + e·stride: the kernel copies those in vectors.
+    col_first = np.array([pw - plan.pads[2][0] for pw in phases[2]], dtype=np.int64)
 
     planes_per_channel = len(row_pairs) * len(phases[2])
     tap_plane, tap_row, tap_col = [], [], []
@@ -268,9 +273,9 @@ def _layout(plan: ConvPlan, part_count: int, task_positions: int) -> _Layout:
     chunk_rows = _chunk_rows(plan.batch, out_rows, width, reach, part_count, task_positions)
     tasks = plan.batch * -(-out_rows // chunk_rows)
     return _Layout(
-        row_source, col_source, tap_planes, np.array(tap_row, dtype=np.int64),
-        np.array(tap_col, dtype=np.int64), plane_h, out_rows, row_target, plan.out[2],
-        chunk_rows, split_range(tasks, min(part_count, tasks)),
+        row_source, col_source, col_first, plan.stride[2], tap_planes,
+        np.array(tap_row, dtype=np.int64), np.array(tap_col, dtype=np.int64), plane_h,
+        out_rows, row_target, plan.out[2], chunk_rows, split_range(tasks, min(part_count, tasks)),
     )  # fmt: skip
 
 

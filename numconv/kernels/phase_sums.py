@@ -38,30 +38,100 @@ from .tap_sums import OUT_BLOCK, add_dot_blocks
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _copy_planes(x, n, r0, rows, row_source, col_source, width, planes):  # pragma: no cover
+def _copy_planes(
+    x, n, r0, rows, row_source, col_source, col_first, col_stride, fixes, width, planes, flat
+):  # fmt: skip  # pragma: no cover
     """Plane rows ``[r0, r0 + rows)`` of image ``n`` into ``planes``, ``width`` values each.
 
     ``planes[(c·PR + pr)·PC + pc, i·width + e]`` is ``x[n, c, row_source[pr,
-    r0 + i], col_source[pc, e]]``, a zero where either source is ``-1``.
+    r0 + i], col_source[pc, e]]``, a zero where either source is ``-1``;
+    ``flat`` is the planes' memory, one axis.
+
+    Rows are copied in vectors with stride 1 or 2 along W: plane column ``e``
+    of W phase ``pc`` reads input column ``col_first[pc] + e·col_stride``,
+    masked loads giving the zeros outside the input (zero padding), and the
+    columns in ``fixes`` (:func:`_column_fixes`: other padding modes) are
+    then copied one by one from ``col_source``. The rows are 14-30 values on
+    typical layers: one element at a time they cost ~7 ns a row (§33).
     """
-    channels = x.shape[1]
-    row_phases = row_source.shape[0]
-    col_phases = col_source.shape[0]
+    channels, height, in_w = x.shape[1], x.shape[2], x.shape[3]
+    row_phases, col_phases = row_source.shape[0], col_source.shape[0]
+    size = planes.shape[1]
     for c in range(channels):
         for pr in range(row_phases):
-            for i in range(rows):
-                src = row_source[pr, r0 + i]
-                for pc in range(col_phases):
-                    plane = planes[(c * row_phases + pr) * col_phases + pc]
-                    dst = plane[i * width : (i + 1) * width]
-                    if src < 0:
-                        dst[:] = 0
-                        continue
-                    x_row = x[n, c, src]
-                    cols = col_source[pc]
-                    for e in range(width):
-                        s = cols[e]
-                        dst[e] = x_row[s] if s >= 0 else 0
+            for pc in range(col_phases):
+                plane = (c * row_phases + pr) * col_phases + pc
+                if col_stride > 2:
+                    _copy_plane_columns(x, n, c, r0, rows, row_source[pr], col_source[pc],
+                                        range(width), width, planes[plane])  # fmt: skip
+                    continue
+                first_row = (n * channels + c) * height
+                _copy_plane_vectors(x, first_row, r0, rows, row_source[pr], col_first[pc],
+                                    col_stride, in_w, width, flat, plane * size)  # fmt: skip
+                count = fixes[pc, 0]
+                if count:
+                    _copy_plane_columns(x, n, c, r0, rows, row_source[pr], col_source[pc],
+                                        fixes[pc, 1 : count + 1], width, planes[plane])  # fmt: skip
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _copy_plane_vectors(
+    x, first_row, r0, rows, row_source, first, stride, in_w, width, flat, at
+):  # fmt: skip  # pragma: no cover
+    """One plane's rows in vectors: ``flat[at + i·width + e] = x.flat[(first_row + row_source[r0
+    + i])·in_w + first + e·stride]``, zeros outside the input's rows and columns."""
+    lanes = simd.lanes(flat)
+    zero = simd.zero(flat)
+    for e0 in range(0, width, lanes):
+        count = min(lanes, width - e0)
+        column = first + e0 * stride
+        lo, hi = -column, in_w - column  # the lanes inside the input row
+        for i in range(rows):
+            src = row_source[r0 + i]
+            dst = at + i * width + e0
+            if src < 0:
+                simd.masked_store(flat, dst, zero, count, 1)
+                continue
+            read = (first_row + src) * in_w + column
+            if stride == 1:
+                v = simd.masked_load(x, read, lo, hi)
+            else:
+                low = simd.masked_load(x, read, lo, hi)
+                v = simd.even_lanes(low, simd.masked_load(x, read + lanes, lo - lanes, hi - lanes))
+            simd.masked_store(flat, dst, v, count, 1)
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _copy_plane_columns(
+    x, n, c, r0, rows, row_source, col_source, columns, width, plane
+):  # fmt: skip  # pragma: no cover
+    """One plane's ``columns``, one value at a time, from ``col_source``."""
+    for i in range(rows):
+        src = row_source[r0 + i]
+        x_row = x[n, c, max(src, 0)]
+        for e in columns:
+            s = col_source[e]
+            plane[i * width + e] = x_row[s] if src >= 0 and s >= 0 else 0
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _column_fixes(col_source, col_first, col_stride, in_w):  # pragma: no cover
+    """Per W phase, how many plane columns the vector copy gets wrong, then which.
+
+    ``fixes[pc, 0]`` is the count, ``fixes[pc, 1:]`` the columns: those
+    whose ``col_source`` is not ``col_first[pc] + e·col_stride`` inside the
+    input and ``-1`` outside, i.e. the padding of modes other than zeros
+    (reflect, replicate, circular), a few columns at each end.
+    """
+    phases, width = col_source.shape
+    fixes = np.zeros((phases, width + 1), dtype=np.int64)
+    for pc in range(phases):
+        for e in range(width):
+            s = col_first[pc] + e * col_stride
+            if col_source[pc, e] != (s if 0 <= s < in_w else -1):
+                fixes[pc, 0] += 1
+                fixes[pc, fixes[pc, 0]] = e
+    return fixes
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -87,19 +157,21 @@ def _plane_space(x, row_source, col_source, tap_row, chunk_rows, tail):  # pragm
 
 @njit(inline="always", **KERNEL_OPTIONS)
 def _start_task(
-    x, task, chunks, chunk_rows, out_rows, reach, row_source, col_source, width, planes
+    x, task, chunks, chunk_rows, out_rows, reach, row_source, col_source, col_first, col_stride,
+    fixes, width, planes, flat,
 ):  # fmt: skip  # pragma: no cover
     """Copy task ``task``'s plane rows; return its image, first wide row and row count."""
     n = task // chunks
     r0 = task % chunks * chunk_rows
     rows = min(chunk_rows, out_rows - r0)
-    _copy_planes(x, n, r0, rows + reach + 1, row_source, col_source, width, planes)
+    _copy_planes(x, n, r0, rows + reach + 1, row_source, col_source, col_first, col_stride,
+                 fixes, width, planes, flat)  # fmt: skip
     return n, r0, rows
 
 
 @njit(**KERNEL_OPTIONS)
 def forward_phase_sums(
-    x, w, bias, y, row_source, col_source, tap_plane, tap_row, tap_col,
+    x, w, bias, y, row_source, col_source, col_first, col_stride, tap_plane, tap_row, tap_col,
     row_target, out_w, col_step, col_offset, chunk_rows, lo, hi,
 ):  # fmt: skip  # pragma: no cover
     """Write tasks ``[lo, hi)``'s outputs ``y[n, o] = bias[o] + Σ_t w[g, t, o - g·C_out/G]·x_t``.
@@ -109,7 +181,9 @@ def forward_phase_sums(
     row per tap; ``bias`` ``(C_out,)``. ``row_source[pr, r]`` is the input
     row (``d·H + h``, or ``-1`` for a zero) of plane row ``r`` in row phase
     ``pr`` (a depth and height phase pair); ``col_source[pc, e]`` the input
-    column of plane column ``e`` in W phase ``pc``. Group ``g``'s tap ``t``
+    column of plane column ``e`` in W phase ``pc``: ``col_first[pc] +
+    e·col_stride`` inside the input (the copy's vector path relies on it,
+    :func:`_copy_planes`). Group ``g``'s tap ``t``
     reads plane ``tap_plane[g, t]`` from row ``tap_row[t]``, column
     ``tap_col[t]`` on.
 
@@ -129,13 +203,15 @@ def forward_phase_sums(
         x, row_source, col_source, tap_row, chunk_rows, tile
     )
     size = planes.shape[1]
+    fixes = _column_fixes(col_source, col_first, col_stride, x.shape[3])
     wide = np.empty((out_channels, chunk_rows * width), dtype=y.dtype)
     spill = np.empty((out_channels, tile), dtype=y.dtype)
     offsets = np.empty(taps, dtype=np.int64)
     chunks = -(-out_rows // chunk_rows)
     for task in range(lo, hi):
         n, r0, rows = _start_task(x, task, chunks, chunk_rows, out_rows, reach, row_source,
-                                  col_source, width, planes)  # fmt: skip
+                                  col_source, col_first, col_stride, fixes, width, planes,
+                                  source)  # fmt: skip
         for g in range(groups):
             for t in range(taps):
                 offsets[t] = tap_plane[g, t] * size + tap_row[t] * width + tap_col[t]
@@ -143,40 +219,53 @@ def forward_phase_sums(
             length = rows * width
             sum_outputs(source, offsets, w[g], bias, wide, 0, spill, first, group_outputs, length)
             targets = row_target[r0 : r0 + rows]
-            _copy_out(wide, y[n], first, group_outputs, targets, width, out_w, col_step, col_offset)
+            _copy_out(wide, y, n, first, group_outputs, targets, width, out_w, col_step, col_offset)
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
 def _copy_out(
-    wide, y, first, count, row_target, width, out_w, col_step, col_offset
+    wide, y, n, first, count, row_target, width, out_w, col_step, col_offset
 ):  # fmt: skip  # pragma: no cover
     """Channels ``first … first + count - 1``: wide row ``i``'s first ``out_w`` values to
-    ``y[o, row_target[i]]``.
+    ``y[n, o, row_target[i]]``, columns ``e·col_step + col_offset``.
 
     Called per group, right after its sums (no faster than one copy after
     all groups on g8_3x3: the writes to ``y`` bound it, docs/performance.md
     §31). Channel by channel, so that consecutive rows land next to each
-    other; a unit step gets a loop LLVM vectorises (with ``col_step`` a
-    variable the scatter loop stays scalar).
+    other. Rows in masked vectors for steps 1 and 2 (step 2 writes every
+    other lane; the input gradient's other residue fills the rest), else one
+    value at a time (§33).
     """
+    lanes = simd.lanes(y)
+    rows, y_w = y.shape[2], y.shape[3]
     for o in range(first, first + count):
         for i in range(row_target.shape[0]):
             row = row_target[i]
             if row < 0:
                 continue
-            src = wide[o, i * width : i * width + out_w]
-            dst = y[o, row]
-            if col_step == 1:
-                dst[col_offset : col_offset + out_w] = src
-            else:
-                for e in range(out_w):
-                    dst[e * col_step + col_offset] = src[e]
+            read = o * wide.shape[1] + i * width
+            at = ((n * y.shape[1] + o) * rows + row) * y_w + col_offset
+            for e0 in range(0, out_w, lanes):
+                left = out_w - e0
+                v = simd.masked_load(wide, read + e0, 0, left)
+                if col_step == 1:
+                    simd.masked_store(y, at + e0, v, left, 1)
+                elif col_step == 2:
+                    simd.masked_store(y, at + 2 * e0, simd.spread_low(v), 2 * left, 2)
+                    if 2 * left > lanes:
+                        simd.masked_store(
+                            y, at + 2 * e0 + lanes, simd.spread_high(v), 2 * left - lanes, 2
+                        )
+                else:
+                    dst = y[n, o, row]
+                    for e in range(e0, min(out_w, e0 + lanes)):
+                        dst[e * col_step + col_offset] = wide[o, i * width + e]
 
 
 @njit(**REDUCTION_OPTIONS)
 def weight_grad_phase_sums(
-    x, gy, row_source, col_source, tap_plane, tap_row, tap_col, row_target, chunk_rows,
-    lo, hi, sums,
+    x, gy, row_source, col_source, col_first, col_stride, tap_plane, tap_row, tap_col,
+    row_target, chunk_rows, lo, hi, sums,
 ):  # fmt: skip  # pragma: no cover
     """Add tasks ``[lo, hi)``'s weight gradient into ``sums[o, t]``; return a finiteness probe.
 
@@ -193,35 +282,27 @@ def weight_grad_phase_sums(
     sums are wrong and the caller must compute the gradient another way.
     """
     out_channels = gy.shape[1]
-    out_w = gy.shape[3]
     out_rows = row_target.shape[0]
     groups = tap_plane.shape[0]
     group_outputs = out_channels // groups
-    width, reach, count, planes, _ = _plane_space(x, row_source, col_source, tap_row, chunk_rows, 0)
+    width, reach, count, planes, flat = _plane_space(
+        x, row_source, col_source, tap_row, chunk_rows, 0
+    )
+    fixes = _column_fixes(col_source, col_first, col_stride, x.shape[3])
     wide = np.empty((out_channels, chunk_rows * width), dtype=gy.dtype)
     probe = x.dtype.type(0)
     chunks = -(-out_rows // chunk_rows)
     for task in range(lo, hi):
         n, r0, rows = _start_task(x, task, chunks, chunk_rows, out_rows, reach, row_source,
-                                  col_source, width, planes)  # fmt: skip
+                                  col_source, col_first, col_stride, fixes, width, planes,
+                                  flat)  # fmt: skip
         length = rows * width
         used = (rows + reach + 1) * width
         for p in range(count):
             plane = planes[p]
             for q in range(used):
                 probe += plane[q] * 0
-        for o in range(out_channels):
-            for i in range(rows):
-                dst = wide[o, i * width : (i + 1) * width]
-                row = row_target[r0 + i]
-                if row < 0:  # a junk row
-                    dst[:] = 0
-                    continue
-                src = gy[n, o, row]
-                for e in range(out_w):
-                    dst[e] = src[e]
-                for e in range(out_w, width):  # the junk columns
-                    dst[e] = 0
+        _copy_gradient_rows(gy, n, row_target[r0 : r0 + rows], width, wide)
         for g in range(groups):
             first = g * group_outputs
             last = first + group_outputs - 1
@@ -231,3 +312,20 @@ def weight_grad_phase_sums(
                     length,
                 )  # fmt: skip
     return probe
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _copy_gradient_rows(gy, n, row_target, width, wide):  # pragma: no cover
+    """``wide[o, i·width + e] = gy[n, o, row_target[i], e]``, zeros in the junk rows
+    (``row_target[i] < 0``) and columns (``e >= OW``); in masked vectors."""
+    lanes = simd.lanes(wide)
+    out_channels, out_rows, out_w = gy.shape[1], gy.shape[2], gy.shape[3]
+    for o in range(out_channels):
+        for i in range(row_target.shape[0]):
+            row = row_target[i]
+            at = o * wide.shape[1] + i * width
+            read = ((n * out_channels + o) * out_rows + row) * out_w
+            valid = out_w if row >= 0 else 0  # a junk row: every lane a zero
+            for e0 in range(0, width, lanes):
+                v = simd.masked_load(gy, read + e0, 0, valid - e0)
+                simd.masked_store(wide, at + e0, v, width - e0, 1)

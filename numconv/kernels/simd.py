@@ -16,6 +16,16 @@ in a register across any loop and is stored only when the kernel says so.
 - :func:`fma`: ``acc + v·s`` lane by lane in one rounding (``llvm.fma``), ``s``
   a scalar broadcast to every lane.
 - :func:`lanes`: the lane count for an array's dtype, a compile-time constant.
+- :func:`zero`: a vector of zeros of an array's dtype.
+- :func:`masked_load` / :func:`masked_store`: only the lanes in a range, for
+  rows shorter than a vector or running off an array's ends: masked-off lanes
+  are neither read nor written (zeros in a loaded vector), so the index may
+  point before the array or the vector past its end.
+- :func:`even_lanes`: lanes ``0, 2, 4, …`` of two vectors in a row, the
+  stride-2 columns of ``2·lanes`` consecutive values (one shuffle).
+- :func:`spread_low` / :func:`spread_high`: the first or second half of a
+  vector's lanes to the even lanes of a whole one, the inverse: with
+  :func:`masked_store`'s ``step`` 2 they write every other position.
 
 The width is fixed at 64 bytes, this machine's AVX-512 registers; on a CPU
 with narrower registers LLVM splits each operation into two or four, with the
@@ -46,6 +56,10 @@ class _VectorModel(models.PrimitiveModel):
     def __init__(self, dmm, fe_type):
         element = dmm.lookup(fe_type.dtype).get_value_type()
         super().__init__(dmm, fe_type, ir.VectorType(element, fe_type.lanes))
+
+
+_I32 = ir.IntType(32)
+_I64 = ir.IntType(64)
 
 
 def _check_array(array) -> None:
@@ -141,3 +155,151 @@ def lanes(typingctx, array):
         return context.get_constant(types.intp, count)
 
     return types.intp(array), codegen
+
+
+@intrinsic
+def zero(typingctx, array):
+    """A vector of zeros of ``array``'s dtype (any float array)."""
+    if not (isinstance(array, types.Array) and array.dtype in types.real_domain):
+        raise TypeError(f"expected a float array, got {array}")
+    vector = Vector(array.dtype)
+
+    def codegen(context, builder, signature, args):
+        return ir.Constant(context.get_value_type(vector), None)
+
+    return vector(array), codegen
+
+
+def _splat_index(builder, lanes, value):
+    """``value`` (an ``intp``) in every lane of an integer vector."""
+    vector_type = ir.VectorType(_I64, lanes)
+    undefined = ir.Constant(vector_type, ir.Undefined)
+    first = builder.insert_element(undefined, value, ir.Constant(_I32, 0))
+    return builder.shuffle_vector(first, undefined, ir.Constant(ir.VectorType(_I32, lanes), None))
+
+
+def _lane_mask(builder, lanes, lo, hi):
+    """The ``<lanes x i1>`` mask of the lanes ``j`` with ``lo <= j < hi``."""
+    index = ir.Constant(ir.VectorType(_I64, lanes), list(range(lanes)))
+    return builder.and_(
+        builder.icmp_signed(">=", index, _splat_index(builder, lanes, lo)),
+        builder.icmp_signed("<", index, _splat_index(builder, lanes, hi)),
+    )
+
+
+def _masked_memory(builder, name, return_type, operand_types):
+    function_type = ir.FunctionType(return_type, operand_types)
+    return cgutils.get_or_insert_function(builder.module, function_type, name)
+
+
+def _check_index(*values) -> None:
+    if not all(isinstance(v, types.Integer) for v in values):
+        raise TypeError(f"expected integer indices, got {values}")
+
+
+@intrinsic
+def masked_load(typingctx, array, index, lo, hi):
+    """Lane ``j`` is ``array.flat[index + j]`` for ``lo <= j < hi``, else ``0``.
+
+    Masked-off lanes are not read: ``index`` may lie before the array and
+    the vector run past its end, as long as the lanes in range are inside.
+    """
+    _check_array(array)
+    _check_index(index, lo, hi)
+    vector = Vector(array.dtype)
+
+    def codegen(context, builder, signature, args):
+        pointer = _element_pointer(context, builder, signature.args[0], args[0], args[1])
+        vector_type = context.get_value_type(vector)
+        mask = _lane_mask(builder, vector.lanes, args[2], args[3])
+        name = f"llvm.masked.load.v{vector.lanes}f{array.dtype.bitwidth}.p0"
+        function = _masked_memory(
+            builder, name, vector_type, [pointer.type, _I32, mask.type, vector_type]
+        )
+        align = ir.Constant(_I32, array.dtype.bitwidth // 8)
+        return builder.call(function, [pointer, align, mask, ir.Constant(vector_type, None)])
+
+    return vector(array, index, lo, hi), codegen
+
+
+@intrinsic(prefer_literal=True)
+def masked_store(typingctx, array, index, value, count, step):
+    """``array.flat[index + j] = value[j]`` for the lanes ``j < count`` with ``j % step == 0``.
+
+    ``step`` must be the literal ``1`` or ``2``. The other lanes are not
+    written: with ``step`` 2 the odd positions keep their values.
+    """
+    _check_array(array)
+    _check_index(index, count)
+    if value != Vector(array.dtype):
+        raise TypeError(f"cannot store {value} into {array}")
+    if not (isinstance(step, types.IntegerLiteral) and step.literal_value in (1, 2)):
+        raise TypeError(f"step must be the literal 1 or 2, got {step}")
+    every = step.literal_value
+
+    def codegen(context, builder, signature, args):
+        pointer = _element_pointer(context, builder, signature.args[0], args[0], args[1])
+        lanes = args[2].type.count
+        mask = _lane_mask(builder, lanes, ir.Constant(_I64, 0), args[3])
+        if every == 2:  # the odd lanes off
+            even = ir.Constant(
+                ir.VectorType(ir.IntType(1), lanes), [j % 2 == 0 for j in range(lanes)]
+            )
+            mask = builder.and_(mask, even)
+        name = f"llvm.masked.store.v{lanes}f{array.dtype.bitwidth}.p0"
+        function = _masked_memory(
+            builder, name, ir.VoidType(), [args[2].type, pointer.type, _I32, mask.type]
+        )
+        align = ir.Constant(_I32, array.dtype.bitwidth // 8)
+        builder.call(function, [args[2], pointer, align, mask])
+        return context.get_dummy_value()
+
+    return types.none(array, index, value, count, step), codegen
+
+
+def _shuffle(first, second, order):
+    """An intrinsic: lanes ``order`` of ``first`` then ``second`` (one ``shufflevector``)."""
+
+    def codegen(context, builder, signature, args):
+        lanes = args[0].type.count
+        mask = ir.Constant(ir.VectorType(_I32, lanes), order(lanes))
+        return builder.shuffle_vector(args[0], args[1], mask)
+
+    if not isinstance(first, Vector) or second != first:
+        raise TypeError(f"expected two vectors of one dtype, got {first, second}")
+    return first(first, second), codegen
+
+
+@intrinsic
+def even_lanes(typingctx, first, second):
+    """Lanes ``0, 2, 4, …`` of ``first`` followed by ``second``."""
+    return _shuffle(first, second, lambda lanes: [2 * j for j in range(lanes)])
+
+
+def _spread(typingctx, vector, half):
+    """Lane ``2j`` of the result is ``vector[half·lanes/2 + j]``; the odd lanes are zeros."""
+    if not isinstance(vector, Vector):
+        raise TypeError(f"expected a vector, got {vector}")
+
+    def codegen(context, builder, signature, args):
+        lanes = args[0].type.count
+        # Indices from `lanes` on pick the second operand's lanes: zeros.
+        order = [half * lanes // 2 + j // 2 if j % 2 == 0 else lanes for j in range(lanes)]
+        zeros = ir.Constant(args[0].type, None)
+        return builder.shuffle_vector(
+            args[0], zeros, ir.Constant(ir.VectorType(_I32, lanes), order)
+        )
+
+    return vector(vector), codegen
+
+
+@intrinsic
+def spread_low(typingctx, vector):
+    """Lane ``2j`` is ``vector[j]`` for ``j < lanes/2``; the odd lanes are zeros."""
+    return _spread(typingctx, vector, 0)
+
+
+@intrinsic
+def spread_high(typingctx, vector):
+    """Lane ``2j`` is ``vector[lanes/2 + j]`` for ``j < lanes/2``; the odd lanes are zeros."""
+    return _spread(typingctx, vector, 1)
