@@ -48,10 +48,12 @@ NAME = "phase_sums"
 # its register blocks sweep them (the same length as the tap sums').
 TASK_POSITIONS = 4096
 
-# Work per thread below which one more thread does not pay. Handing a part to
-# a worker costs ~50 µs (docs/performance.md §28), what these sums did with
-# ~3 MFLOP at 60 GFLOP/s (~5 at the register blocks' ~100; not retuned, §31).
-PART_FLOPS = 4_000_000
+# Work per part below which a second thread does not pay: two parts from 1.5×
+# this, 16.5 MFLOP. Waking the idle worker costs far more than an empty call's
+# ~35 µs (§28) here: one-thread calls beat two-thread ones up to 14.5 MFLOP
+# (batch-1 grouped 3×3 stride 2: 0.16 against 0.24 ms forward) and lost from
+# 19 MFLOP on (docs/performance.md §33).
+PART_FLOPS = 11_000_000
 
 
 def applies(plan: ConvPlan) -> bool:
@@ -87,12 +89,14 @@ def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
     """
     layout = _gradient_layout(plan, numba.get_num_threads())
     gy4 = _rows_array(gy5, plan.batch, plan.out_channels, plan.out, dtype)
-    w6 = w5.reshape(plan.groups, plan.out_channels // plan.groups, *plan.weight5[1:])
-    operands = []
-    for residue in layout.residues:
-        # A strided view: np.ix_ fancy indexing cost 0.55 ms of Python a call (§30).
-        sub = w6[(slice(None),) * 3 + residue.taps].transpose(0, 2, 1, 3, 4, 5)
-        operands.append((residue, *tap_rows_operands(residue.plan, sub, None, dtype)))
+    # Every residue's filters in one gather: 48 µs of Python a batch-1 call as
+    # four strided views and copies (§33), np.ix_ indexing 0.55 ms (§30).
+    gathered = np.asarray(w5).reshape(-1).take(layout.weight_index).astype(dtype, copy=False)
+    no_bias = np.zeros(plan.in_channels, dtype=dtype)
+    operands = [
+        (residue, gathered[start : start + math.prod(shape)].reshape(shape), no_bias)
+        for residue, (start, shape) in zip(layout.residues, layout.weight_blocks, strict=True)
+    ]
     depth, height, width = layout.extent
     shape = (plan.batch, plan.in_channels, depth * height, width)
     # The residues write every position but the gaps: only those need zeros first.
@@ -314,6 +318,8 @@ class _Residue(NamedTuple):
 
 class _GradientLayout(NamedTuple):
     residues: list[_Residue]
+    weight_index: np.ndarray  # flat filter index of each residue's tap-row operand, in turn
+    weight_blocks: list[tuple[int, tuple[int, int, int]]]  # each one's start and (G, T, C/G)
     extent: tuple[int, int, int]  # the gradient's written extent: the input's, or padded
     padded: bool  # written over the padded input, then folded back by the padding's adjoint
     gaps: bool  # some positions no tap reaches (stride above the kernel's, or sharing a
@@ -350,7 +356,30 @@ def _gradient_layout(plan: ConvPlan, threads: int) -> _GradientLayout:
             layout.plane_h, layout.out_rows, out, plan.stride[:2], first[:2], extent[1]
         )
         residues.append(_Residue(sub, layout, taps, row_target, first[2]))
-    return _GradientLayout(residues, extent, padded, gaps, count)
+    weight_index, weight_blocks = _residue_weight_index(plan, [r.taps for r in residues])
+    return _GradientLayout(residues, weight_index, weight_blocks, extent, padded, gaps, count)
+
+
+def _residue_weight_index(plan: ConvPlan, residue_taps):
+    """Where each residue's filters come from in the flat filters, and each one's block.
+
+    Residue ``r``'s operand is :func:`tap_rows_operands` of its sub-filter:
+    the taps ``residue_taps[r]`` of every filter, input and output channels
+    swapped, as ``(G, T_r, C/G)``. The same gather applied to the filters'
+    flat indices gives where each value comes from.
+    """
+    groups, group_in = plan.groups, plan.in_channels // plan.groups
+    flat = np.arange(math.prod(plan.weight5)).reshape(
+        groups, plan.out_channels // groups, group_in, *plan.kernel
+    )
+    pieces, blocks, start = [np.zeros(0, dtype=np.int64)], [], 0  # no residue: no filters
+    for taps in residue_taps:
+        sub = flat[(slice(None),) * 3 + taps].transpose(0, 2, 1, 3, 4, 5)
+        rows = sub.reshape(groups, group_in, -1).transpose(0, 2, 1)
+        pieces.append(rows.ravel())
+        blocks.append((start, rows.shape))
+        start += rows.size
+    return np.concatenate(pieces), blocks
 
 
 def _axis_residues(stride, dilation, size, out, extent, shift):
