@@ -192,6 +192,8 @@ CONV_VARIANTS_SUITE = (
     ConvCase("mnist_k5", 64, 1, (28, 28), 32, 5),
     ConvCase("video3d_s2", 2, 16, (8, 28, 28), 32, 3, stride=2, padding=1),
     ConvCase("g4_k5_s2", 4, 64, (33, 33), 96, 5, stride=2, padding=2, groups=4),
+    ConvCase("g8_3x3_s2", 8, 128, (28, 28), 128, 3, stride=2, padding=1, groups=8),
+    ConvCase("b1_g8_3x3_s2", 1, 128, (28, 28), 128, 3, stride=2, padding=1, groups=8),
     ConvCase("b1_stem", 1, 3, (224, 224), 64, 7, stride=2, padding=3),
     ConvCase("dw3x3_s2_112", 8, 96, (112, 112), 96, 3, stride=2, padding=1, groups=96),
     ConvCase("dw3x3_s2_28", 8, 256, (28, 28), 256, 3, stride=2, padding=1, groups=256),
