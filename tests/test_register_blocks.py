@@ -179,3 +179,16 @@ def test_masked_store_takes_only_literal_steps_one_and_two():
     errors = (TypeError, numba.core.errors.TypingError)
     with pytest.raises(errors, match="literal 1 or 2"):
         _store_with_step(np.zeros(32, np.float32), 3)
+
+
+@njit
+def _masked_with_narrow_indices(a, b):
+    lo, hi, count = np.int32(1), np.int32(3), np.int16(2)
+    simd.masked_store(b, 0, simd.masked_load(a, 0, lo, hi), count, 1)
+
+
+def test_masked_intrinsics_take_any_integer_type():
+    a = np.arange(1, 33, dtype=np.float32)
+    b = np.full(32, -1.0, dtype=np.float32)
+    _masked_with_narrow_indices(a, b)
+    np.testing.assert_array_equal(b[:3], [0, 2, -1])

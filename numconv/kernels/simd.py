@@ -187,6 +187,11 @@ def _lane_mask(builder, lanes, lo, hi):
     )
 
 
+def _as_intp(context, builder, value, type_):
+    """An integer argument as the 64-bit ``intp`` the lane masks compare with."""
+    return context.cast(builder, value, type_, types.intp)
+
+
 def _masked_memory(builder, name, return_type, operand_types):
     function_type = ir.FunctionType(return_type, operand_types)
     return cgutils.get_or_insert_function(builder.module, function_type, name)
@@ -211,7 +216,8 @@ def masked_load(typingctx, array, index, lo, hi):
     def codegen(context, builder, signature, args):
         pointer = _element_pointer(context, builder, signature.args[0], args[0], args[1])
         vector_type = context.get_value_type(vector)
-        mask = _lane_mask(builder, vector.lanes, args[2], args[3])
+        lo, hi = (_as_intp(context, builder, args[k], signature.args[k]) for k in (2, 3))
+        mask = _lane_mask(builder, vector.lanes, lo, hi)
         name = f"llvm.masked.load.v{vector.lanes}f{array.dtype.bitwidth}.p0"
         function = _masked_memory(
             builder, name, vector_type, [pointer.type, _I32, mask.type, vector_type]
@@ -240,7 +246,8 @@ def masked_store(typingctx, array, index, value, count, step):
     def codegen(context, builder, signature, args):
         pointer = _element_pointer(context, builder, signature.args[0], args[0], args[1])
         lanes = args[2].type.count
-        mask = _lane_mask(builder, lanes, ir.Constant(_I64, 0), args[3])
+        count = _as_intp(context, builder, args[3], signature.args[3])
+        mask = _lane_mask(builder, lanes, ir.Constant(_I64, 0), count)
         if every == 2:  # the odd lanes off
             even = ir.Constant(
                 ir.VectorType(ir.IntType(1), lanes), [j % 2 == 0 for j in range(lanes)]
