@@ -356,26 +356,25 @@ def _gradient_layout(plan: ConvPlan, threads: int) -> _GradientLayout:
             layout.plane_h, layout.out_rows, out, plan.stride[:2], first[:2], extent[1]
         )
         residues.append(_Residue(sub, layout, taps, row_target, first[2]))
-    weight_index, weight_blocks = _residue_weight_index(plan, [r.taps for r in residues])
+    weight_index, weight_blocks = _residue_weight_index(plan, residues)
     return _GradientLayout(residues, weight_index, weight_blocks, extent, padded, gaps, count)
 
 
-def _residue_weight_index(plan: ConvPlan, residue_taps):
+def _residue_weight_index(plan: ConvPlan, residues):
     """Where each residue's filters come from in the flat filters, and each one's block.
 
-    Residue ``r``'s operand is :func:`tap_rows_operands` of its sub-filter:
-    the taps ``residue_taps[r]`` of every filter, input and output channels
-    swapped, as ``(G, T_r, C/G)``. The same gather applied to the filters'
-    flat indices gives where each value comes from.
+    Residue ``r``'s operand is :func:`tap_rows_operands` of its sub-filter
+    (its taps of every filter, input and output channels swapped), ``(G,
+    T_r, C/G)``; the same function applied to the filters' flat indices
+    gives where each value comes from.
     """
-    groups, group_in = plan.groups, plan.in_channels // plan.groups
     flat = np.arange(math.prod(plan.weight5)).reshape(
-        groups, plan.out_channels // groups, group_in, *plan.kernel
+        plan.groups, plan.out_channels // plan.groups, *plan.weight5[1:]
     )
     pieces, blocks, start = [np.zeros(0, dtype=np.int64)], [], 0  # no residue: no filters
-    for taps in residue_taps:
-        sub = flat[(slice(None),) * 3 + taps].transpose(0, 2, 1, 3, 4, 5)
-        rows = sub.reshape(groups, group_in, -1).transpose(0, 2, 1)
+    for residue in residues:
+        sub = flat[(slice(None),) * 3 + residue.taps].transpose(0, 2, 1, 3, 4, 5)
+        rows, _ = tap_rows_operands(residue.plan, sub, None, np.int64)
         pieces.append(rows.ravel())
         blocks.append((start, rows.shape))
         start += rows.size

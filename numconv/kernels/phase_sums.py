@@ -244,22 +244,23 @@ def _copy_out(
             if row < 0:
                 continue
             read = o * wide.shape[1] + i * width
+            if col_step > 2:
+                dst = y[n, o, row]
+                for e in range(out_w):
+                    dst[e * col_step + col_offset] = wide[o, i * width + e]
+                continue
             at = ((n * y.shape[1] + o) * rows + row) * y_w + col_offset
             for e0 in range(0, out_w, lanes):
                 left = out_w - e0
                 v = simd.masked_load(wide, read + e0, 0, left)
                 if col_step == 1:
                     simd.masked_store(y, at + e0, v, left, 1)
-                elif col_step == 2:
+                else:
                     simd.masked_store(y, at + 2 * e0, simd.spread_low(v), 2 * left, 2)
                     if 2 * left > lanes:
                         simd.masked_store(
                             y, at + 2 * e0 + lanes, simd.spread_high(v), 2 * left - lanes, 2
                         )
-                else:
-                    dst = y[n, o, row]
-                    for e in range(e0, min(out_w, e0 + lanes)):
-                        dst[e * col_step + col_offset] = wide[o, i * width + e]
 
 
 @njit(**REDUCTION_OPTIONS)

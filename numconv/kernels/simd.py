@@ -62,6 +62,11 @@ _I32 = ir.IntType(32)
 _I64 = ir.IntType(64)
 
 
+def _check_float_array(array) -> None:
+    if not (isinstance(array, types.Array) and array.dtype in types.real_domain):
+        raise TypeError(f"expected a float array, got {array}")
+
+
 def _check_array(array) -> None:
     if not (
         isinstance(array, types.Array) and array.layout == "C" and array.dtype in types.real_domain
@@ -147,8 +152,7 @@ def fma(typingctx, acc, value, scalar):
 @intrinsic
 def lanes(typingctx, array):
     """Lanes of a vector of ``array``'s dtype (any float array), as a constant."""
-    if not (isinstance(array, types.Array) and array.dtype in types.real_domain):
-        raise TypeError(f"expected a float array, got {array}")
+    _check_float_array(array)
     count = Vector(array.dtype).lanes
 
     def codegen(context, builder, signature, args):
@@ -160,8 +164,7 @@ def lanes(typingctx, array):
 @intrinsic
 def zero(typingctx, array):
     """A vector of zeros of ``array``'s dtype (any float array)."""
-    if not (isinstance(array, types.Array) and array.dtype in types.real_domain):
-        raise TypeError(f"expected a float array, got {array}")
+    _check_float_array(array)
     vector = Vector(array.dtype)
 
     def codegen(context, builder, signature, args):
@@ -170,20 +173,13 @@ def zero(typingctx, array):
     return vector(array), codegen
 
 
-def _splat_index(builder, lanes, value):
-    """``value`` (an ``intp``) in every lane of an integer vector."""
-    vector_type = ir.VectorType(_I64, lanes)
-    undefined = ir.Constant(vector_type, ir.Undefined)
-    first = builder.insert_element(undefined, value, ir.Constant(_I32, 0))
-    return builder.shuffle_vector(first, undefined, ir.Constant(ir.VectorType(_I32, lanes), None))
-
-
 def _lane_mask(builder, lanes, lo, hi):
     """The ``<lanes x i1>`` mask of the lanes ``j`` with ``lo <= j < hi``."""
-    index = ir.Constant(ir.VectorType(_I64, lanes), list(range(lanes)))
+    index_type = ir.VectorType(_I64, lanes)
+    index = ir.Constant(index_type, list(range(lanes)))
     return builder.and_(
-        builder.icmp_signed(">=", index, _splat_index(builder, lanes, lo)),
-        builder.icmp_signed("<", index, _splat_index(builder, lanes, hi)),
+        builder.icmp_signed(">=", index, _broadcast(builder, index_type, lo)),
+        builder.icmp_signed("<", index, _broadcast(builder, index_type, hi)),
     )
 
 
