@@ -29,19 +29,17 @@ The rule, from measurements recorded in ``docs/performance.md``:
   rule gives it (1.04-5.7×) and tied on three (4 groups 3×3 stride 2
   batch 1, 0.49 against 0.44-0.54 ms, and two calls under 0.05 ms);
   Winograd kept 4 groups of 32 (2.7-3.0 against 3.4 ms);
-- input gradients with as few weights per group -> ``phase_sums`` too (one
-  forward of ``gy`` per stride residue), except for one-group 1-d and 2-d
-  layers with 1-3 input channels from :data:`PLANAR_MIN_FLOPS` on, layers
-  where a strided axis leaves a residue a single tap with more than
-  :data:`PHASE_SUMS_MAX_THIN_RESIDUE_WEIGHTS` weights per group, and, where
-  Winograd suits, as for the forward (see
-  :func:`_phase_sums_input_grad_suits`). Against the algorithm chosen
-  before (docs/performance.md §32, since the sums keep their blocks in
-  registers) it won 1.2-2.0× on 3×3 layers Winograd took (g8_3x3 1.75
-  against 2.1 ms, 16 groups on 14² 1.14 against 1.94) and tied on one (2
-  groups of 16 on 56², 1.52 against 1.48), won 1.1-3× on one-group layers
-  with 4 to 40 input channels the planar GEMM took, and 2-8× on small
-  calls the direct loops took;
+- input gradients -> ``phase_sums`` (one forward of ``gy`` per stride
+  residue) up to :data:`PHASE_SUMS_MAX_INPUT_GRAD_WEIGHTS` weights per group,
+  except for one-group 1-d and 2-d layers with 1-3 input channels from
+  :data:`PLANAR_MIN_FLOPS` on, and, where Winograd suits, as for the forward
+  (see :func:`_phase_sums_input_grad_suits`). Against the planar GEMM
+  (docs/performance.md §34) it won all 20 one-group and grouped layers
+  measured from 9216 to 409600 weights a group, 19 of them by 1.5-3.0× (k5_48 2.3 against
+  5.3 ms, audio1d 12.4 against 29.8-36.7, down3x3_s2 2.8 against 4.6, batch-1
+  4 groups of 32 at stride 2 0.17 against 0.29), and 1.4× at 1.6 million
+  (5×5, 256 channels on 14²), but tied or lost on the three other layers
+  past 2^19, where the residues are thin or the rows few (0.63-1.03×);
 - stride-1 undilated 3×3 convolutions -> Winograd, when each group has at
   least :data:`WINOGRAD_MIN_IN_CHANNELS` input channels and its input times
   output channels is at least :data:`WINOGRAD_MIN_CHANNELS`: ``winograd4``
@@ -143,7 +141,7 @@ TAP_SUMS_MAX_WEIGHTS = 1 << 18
 PHASE_SUMS_MAX_GROUP_WEIGHTS = 1 << 15
 PHASE_SUMS_MAX_TRANSFORM_WEIGHTS = 1 << 12
 PHASE_SUMS_MAX_TRANSFORM_FLOPS = 1 << 25
-PHASE_SUMS_MAX_THIN_RESIDUE_WEIGHTS = 1 << 13
+PHASE_SUMS_MAX_INPUT_GRAD_WEIGHTS = 1 << 19
 
 _forced: str | None = None
 
@@ -201,35 +199,37 @@ def _phase_sums_suit(plan: ConvPlan, transform_suits: bool) -> bool:
 
 
 def _phase_sums_input_grad_suits(plan: ConvPlan, transform_suits: bool) -> bool:
-    """Whether ``phase_sums`` beats the other algorithms' input gradient (measured, §30, §32).
+    """Whether ``phase_sums`` beats the other algorithms' input gradient (measured, §32, §34).
 
     The gradient is one forward of the sums per stride residue, with ``C/G``
-    outputs. Since the sums keep their blocks in registers (§31) it won
-    wherever those forwards have four outputs or more, except:
+    outputs. Against the planar GEMM it won wherever those forwards have four
+    outputs or more, up to :data:`PHASE_SUMS_MAX_INPUT_GRAD_WEIGHTS` weights a
+    group (1.08-3.0× on 20 layers, thin stride-2 residues included), except:
 
     - one-group 1-d and 2-d layers with 1-3 input channels (first layers):
       1 or 3 outputs leave the blocks bound by loads, and the planar GEMM
-      won from :data:`PLANAR_MIN_FLOPS` on (mnist_k5 1.19 against 0.53 ms);
-      below that the alternative is the direct loops, which lost to it;
-    - where a strided axis leaves a residue a single tap (3×3 at stride
-      2), with more than :data:`PHASE_SUMS_MAX_THIN_RESIDUE_WEIGHTS`
-      weights a group: the thin residues' copies outweigh their sums
-      (batch-1 4 groups of 32, 0.53-0.69 against 0.48-0.50 ms);
+      won from :data:`PLANAR_MIN_FLOPS` on (stem7x7_s2 11.5 against 16.3 ms,
+      mnist_k5 0.53 against 0.68); below that the alternative is the direct
+      loops, which lost to it;
     - where Winograd suits, as for the forward: only with few weights a
-      group or small calls.
+      group or small calls, and never past the forward's bound (the sweeps
+      measured Winograd-suited layers up to it only).
+
+    Past the bound BLAS's products are long enough to win where residues are
+    thin or rows few: 512 → 256 channels 3×3 stride 2 on 14², 5.4 against 5.1
+    ms; one 512-long 1-d row of 512 channels, 5.4 against 3.4.
     """
     weights = phase_sums.group_weights(plan)
-    if weights > PHASE_SUMS_MAX_GROUP_WEIGHTS:
+    if weights > PHASE_SUMS_MAX_INPUT_GRAD_WEIGHTS:
         return False
     first_layer = plan.groups == 1 and plan.kernel[0] == 1 and plan.in_channels < 4
     if first_layer and plan.flops >= PLANAR_MIN_FLOPS:
         return False
-    thin = not phase_sums.strided_residues_have_several_taps(plan)
-    if thin and weights > PHASE_SUMS_MAX_THIN_RESIDUE_WEIGHTS:
-        return False
     if transform_suits:
         small_call = plan.flops <= PHASE_SUMS_MAX_TRANSFORM_FLOPS
-        return weights <= PHASE_SUMS_MAX_TRANSFORM_WEIGHTS or small_call
+        return weights <= PHASE_SUMS_MAX_TRANSFORM_WEIGHTS or (
+            small_call and weights <= PHASE_SUMS_MAX_GROUP_WEIGHTS
+        )
     return True
 
 

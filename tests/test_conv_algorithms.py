@@ -14,7 +14,7 @@ import math
 import numba
 import numpy as np
 import pytest
-from helpers import assert_close
+from helpers import assert_close, torch_conv_grads
 from naive import conv as naive_conv
 
 import numconv.functional as F
@@ -372,14 +372,20 @@ def test_pointwise_needs_one_group_and_no_padding(rng):
         ((8, 4, 16, 16), (8, 4, 3, 3), dict(padding=1), {"phase_sums"}),  # 1.2 MFLOP
         ((32, 1, 28, 28), (8, 1, 3, 3), {}, {"planar_gemm", "tap_sums"}),  # 3.1 MFLOP, 26²
         ((128, 1, 22, 22), (8, 1, 3, 3), {}, {"phase_sums", "planar_gemm"}),  # 400 positions a task
-        ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1), {"planar_gemm"}),  # 14²
+        # 14² outputs: BLAS's forward and weight gradient; the input gradient's sums
+        (
+            (8, 128, 28, 28),
+            (256, 128, 3, 3),
+            dict(stride=2, padding=1),
+            {"planar_gemm", "phase_sums"},
+        ),
         # 32² positions, but 256·256·9 weights: BLAS's products are long enough
         ((8, 256, 64, 64), (256, 256, 3, 3), dict(stride=2, padding=1), {"planar_gemm"}),
         ((8, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), {"planar_gemm", "tap_sums"}),
         ((64, 3, 32, 32), (32, 3, 3, 3), dict(stride=2), {"phase_sums", "planar_gemm"}),
         ((8, 256, 28, 28), (64, 256, 1, 1), {}, {"pointwise"}),
         ((2, 4, 50), (4, 4, 3), {}, {"phase_sums"}),
-        ((16, 64, 4096), (64, 64, 9), dict(padding=4), {"planar_gemm", "tap_sums"}),
+        ((16, 64, 4096), (64, 64, 9), dict(padding=4), {"phase_sums", "tap_sums"}),
         ((1, 6, 8, 8), (12, 1, 3, 3), dict(groups=6), {"phase_sums"}),  # multiplier 2
         ((8, 128, 28, 28), (128, 32, 3, 3), dict(groups=4, padding=1), {"winograd4"}),
         ((8, 256, 14, 14), (256, 32, 3, 3), dict(groups=8, padding=1), {"winograd"}),
@@ -398,9 +404,9 @@ def test_pointwise_needs_one_group_and_no_padding(rng):
             (8, 64, 56, 56),
             (64, 64, 3, 3),
             dict(padding=2, dilation=2, stride=2),
-            {"planar_gemm", "tap_sums"},
+            {"phase_sums", "tap_sums"},
         ),
-        ((8, 64, 56, 56), (64, 64, 5, 5), dict(padding=4, dilation=2), {"planar_gemm", "tap_sums"}),
+        ((8, 64, 56, 56), (64, 64, 5, 5), dict(padding=4, dilation=2), {"phase_sums", "tap_sums"}),
         ((2, 32, 16, 56, 56), (32, 32, 3, 3, 3), dict(padding=1), {"winograd3d"}),
         ((2, 32, 16, 56, 56), (32, 16, 3, 3, 3), dict(padding=1, groups=2), {"depth_slices"}),
         (
@@ -413,7 +419,7 @@ def test_pointwise_needs_one_group_and_no_padding(rng):
             (2, 32, 16, 56, 56),
             (32, 32, 3, 3, 3),
             dict(padding=1, stride=2),
-            {"phase_sums", "planar_gemm"},
+            {"phase_sums"},
         ),
     ],
 )
@@ -435,15 +441,20 @@ def test_selection_rule(x_shape, w_shape, kw, expected):
         ((8, 16, 28, 28), (32, 16, 5, 5), dict(padding=2), "phase_sums"),  # one group, 2-d
         ((16, 1, 28, 28), (8, 1, 3, 3), dict(padding=1), "phase_sums"),  # small first layer
         ((8, 128, 28, 28), (128, 16, 3, 3), dict(stride=2, padding=1, groups=8), "phase_sums"),
+        ((8, 48, 28, 28), (64, 48, 5, 5), dict(padding=2), "phase_sums"),  # 76800 weights
+        ((8, 128, 28, 28), (128, 64, 5, 5), dict(padding=2, groups=2), "phase_sums"),
+        # one tap a residue along a strided axis (thin residues), with many weights
+        ((1, 128, 28, 28), (128, 32, 3, 3), dict(stride=2, padding=1, groups=4), "phase_sums"),
+        ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1), "phase_sums"),
+        ((4, 256, 300), (256, 256, 8), dict(padding=3), "phase_sums"),  # 2^19 weights
         # Winograd on larger calls with more weights a group, the planar GEMM on
-        # larger first layers and layers with many weights a group
+        # larger first layers and past 2^19 weights a group
         ((8, 128, 28, 28), (128, 32, 3, 3), dict(padding=1, groups=4), "winograd4"),
-        ((8, 48, 28, 28), (64, 48, 5, 5), dict(padding=2), "planar_gemm"),
         ((64, 1, 28, 28), (32, 1, 5, 5), {}, "planar_gemm"),
         ((64, 3, 32, 32), (32, 3, 3, 3), dict(padding=1), "planar_gemm"),
-        # one tap a residue along a strided axis with more weights a group; too many weights
-        ((1, 128, 28, 28), (128, 32, 3, 3), dict(stride=2, padding=1, groups=4), "planar_gemm"),
-        ((8, 128, 28, 28), (128, 64, 5, 5), dict(padding=2, groups=2), "planar_gemm"),
+        ((4, 256, 300), (256, 256, 9), dict(padding=4), "planar_gemm"),  # 2^19 + 2^16
+        ((8, 256, 14, 14), (512, 256, 3, 3), dict(stride=2, padding=1), "planar_gemm"),
+        ((1, 512, 512), (512, 512, 3), dict(padding=1), "planar_gemm"),
     ],
 )
 def test_input_gradient_selection(x_shape, w_shape, kw, expected):
@@ -1071,3 +1082,31 @@ def test_phase_sums_tasks_cover_every_row_once_within_the_scratch_bound(x_shape,
         assert len({hi - lo for lo, hi in layout.parts}) == 1
     y_size = plan.batch * plan.out_channels * math.prod(plan.out)
     assert phase_sums.scratch_elements(plan) <= 2 * (math.prod(x_shape) + y_size)
+
+
+@pytest.mark.parametrize(
+    "x_shape, w_shape, kw",
+    [
+        ((2, 48, 10, 10), (64, 48, 5, 5), dict(padding=2)),  # 76800 weights
+        ((2, 48, 10, 10), (64, 48, 5, 5), dict(padding=2, padding_mode="reflect")),
+        ((2, 64, 9, 9), (96, 64, 3, 3), dict(stride=2, padding=1)),  # thin residues
+        ((2, 64, 40), (64, 64, 9), dict(padding=4, padding_mode="circular")),  # 1-d
+        ((1, 16, 5, 7, 7), (32, 16, 3, 3, 3), dict(stride=2, padding=1)),  # 3-d, thin
+    ],
+)
+def test_input_gradients_newly_given_to_phase_sums_match_torch(torch, rng, x_shape, w_shape, kw):
+    """Input gradients the rule of §34 moved to phase sums (more weights a group than the
+    forward's bound, or thin residues with more than 2^13): the default selection runs
+    them as phase sums, which match PyTorch in float64 and stay within the direct
+    tolerance in float32."""
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    assert _dispatch.select("input_grad", _plan(x, w, kw), np.float64).NAME == "phase_sums"
+    mode = kw.get("padding_mode", "zeros")
+    conv_kw = {k: v for k, v in kw.items() if k != "padding_mode"}
+    settings = dict(stride=1, padding=0, dilation=1, groups=1) | conv_kw
+    *_, expected, _, _, gy = torch_conv_grads(torch, x, w, None, 7, **settings, mode=mode)
+    input_grad = getattr(F, f"conv{len(x_shape) - 2}d_input_grad")
+    assert_close(input_grad(x.shape, w, gy, **kw), expected)
+    got32 = input_grad(x.shape, w.astype(np.float32), gy.astype(np.float32), **kw)
+    assert got32.dtype == np.float32
+    assert_close(got32, expected, np.float32)
