@@ -632,6 +632,7 @@ def test_polyphase_phases_run_through_winograd(monkeypatch, rng):
     The layer is small enough for the phase sums' forward; they are ruled out here.
     """
     monkeypatch.setattr(_dispatch, "PHASE_SUMS_MAX_GROUP_WEIGHTS", 0)
+    monkeypatch.setattr(_dispatch, "PHASE_SUMS_MAX_INPUT_GRAD_WEIGHTS", 0)
     calls = []
     for op in ("forward", "input_grad", "weight_grad"):
         real = getattr(winograd, op)
