@@ -372,15 +372,12 @@ def test_pointwise_needs_one_group_and_no_padding(rng):
         ((8, 4, 16, 16), (8, 4, 3, 3), dict(padding=1), {"phase_sums"}),  # 1.2 MFLOP
         ((32, 1, 28, 28), (8, 1, 3, 3), {}, {"planar_gemm", "tap_sums"}),  # 3.1 MFLOP, 26²
         ((128, 1, 22, 22), (8, 1, 3, 3), {}, {"phase_sums", "planar_gemm"}),  # 400 positions a task
-        # 14² outputs: BLAS's forward and weight gradient; the input gradient's sums
-        (
-            (8, 128, 28, 28),
-            (256, 128, 3, 3),
-            dict(stride=2, padding=1),
-            {"planar_gemm", "phase_sums"},
-        ),
-        # 32² positions, but 256·256·9 weights: BLAS's products are long enough
+        # 294912 and 409600 weights a group: within 2^19, all three as phase sums (§34)
+        ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1), {"phase_sums"}),
+        ((8, 128, 28, 28), (128, 128, 5, 5), dict(padding=2), {"phase_sums"}),
+        # 256·256·9 and 512·256·9 weights, past 2^19: BLAS's products are long enough
         ((8, 256, 64, 64), (256, 256, 3, 3), dict(stride=2, padding=1), {"planar_gemm"}),
+        ((8, 256, 14, 14), (512, 256, 3, 3), dict(stride=2, padding=1), {"planar_gemm"}),
         ((8, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), {"planar_gemm", "tap_sums"}),
         ((64, 3, 32, 32), (32, 3, 3, 3), dict(stride=2), {"phase_sums", "planar_gemm"}),
         ((8, 256, 28, 28), (64, 256, 1, 1), {}, {"pointwise"}),
@@ -632,7 +629,6 @@ def test_polyphase_phases_run_through_winograd(monkeypatch, rng):
     The layer is small enough for the phase sums' forward; they are ruled out here.
     """
     monkeypatch.setattr(_dispatch, "PHASE_SUMS_MAX_GROUP_WEIGHTS", 0)
-    monkeypatch.setattr(_dispatch, "PHASE_SUMS_MAX_INPUT_GRAD_WEIGHTS", 0)
     calls = []
     for op in ("forward", "input_grad", "weight_grad"):
         real = getattr(winograd, op)
@@ -1095,19 +1091,33 @@ def test_phase_sums_tasks_cover_every_row_once_within_the_scratch_bound(x_shape,
         ((1, 16, 5, 7, 7), (32, 16, 3, 3, 3), dict(stride=2, padding=1)),  # 3-d, thin
     ],
 )
-def test_input_gradients_newly_given_to_phase_sums_match_torch(torch, rng, x_shape, w_shape, kw):
-    """Input gradients the rule of §34 moved to phase sums (more weights a group than the
-    forward's bound, or thin residues with more than 2^13): the default selection runs
-    them as phase sums, which match PyTorch in float64 and stay within the direct
-    tolerance in float32."""
-    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
-    assert _dispatch.select("input_grad", _plan(x, w, kw), np.float64).NAME == "phase_sums"
+def test_layers_newly_given_to_phase_sums_match_torch(torch, rng, x_shape, w_shape, kw):
+    """Layers the rule of §34 moved to phase sums (up to 2^19 weights a group, thin
+    residues included): the default selection runs all three ops as phase sums, which
+    match PyTorch in float64 and stay within the direct tolerance in float32."""
+    x, w, b = (
+        rng.standard_normal(x_shape),
+        rng.standard_normal(w_shape),
+        rng.standard_normal(w_shape[0]),
+    )
+    plan = _plan(x, w, kw)
+    assert {_dispatch.select(op, plan, np.float64).NAME for op in _dispatch.OPS} == {"phase_sums"}
     mode = kw.get("padding_mode", "zeros")
     conv_kw = {k: v for k, v in kw.items() if k != "padding_mode"}
     settings = dict(stride=1, padding=0, dilation=1, groups=1) | conv_kw
-    *_, expected, _, _, gy = torch_conv_grads(torch, x, w, None, 7, **settings, mode=mode)
-    input_grad = getattr(F, f"conv{len(x_shape) - 2}d_input_grad")
-    assert_close(input_grad(x.shape, w, gy, **kw), expected)
-    got32 = input_grad(x.shape, w.astype(np.float32), gy.astype(np.float32), **kw)
-    assert got32.dtype == np.float32
-    assert_close(got32, expected, np.float32)
+    y, gx, gw, gb, gy = torch_conv_grads(torch, x, w, b, 7, **settings, mode=mode)
+    nd = len(x_shape) - 2
+    forward, input_grad, weight_grad = (
+        getattr(F, f"conv{nd}d{suffix}") for suffix in ("", "_input_grad", "_weight_grad")
+    )
+    for dtype in (np.float64, np.float32):
+        xd, wd, bd, gyd = (a.astype(dtype) for a in (x, w, b, gy))
+        got = (
+            forward(xd, wd, bd, **kw),
+            input_grad(x.shape, wd, gyd, **kw),
+            weight_grad(xd, w.shape, gyd, **kw),
+            F.conv_bias_grad(gyd),
+        )
+        for g, e in zip(got, (y, gx, gw, gb), strict=True):
+            assert g.dtype == dtype
+            assert_close(g, e, dtype)
