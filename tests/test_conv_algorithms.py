@@ -1065,6 +1065,9 @@ def test_phase_sums_input_gradient_writes_every_position_once(shape, c_out, kern
         ((1, 8, 16, 32, 32), (16, 8, 5, 5, 5), dict(padding=2)),
         ((1, 4, 200, 200), (8, 4, 3, 3), dict(padding=1)),
         ((8, 64, 2000), (64, 16, 7), dict(padding=3, groups=4)),
+        # batch-1 and batch-2 layers of up to 2^19 weights a group (§34): 1.43 and 1.27
+        ((1, 128, 28, 28), (128, 128, 5, 5), dict(padding=2)),
+        ((2, 64, 27, 27), (192, 64, 5, 5), dict(padding=2)),
     ],
 )
 def test_phase_sums_tasks_cover_every_row_once_within_the_scratch_bound(x_shape, w_shape, kw):
