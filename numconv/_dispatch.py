@@ -12,10 +12,11 @@ The rule, from measurements recorded in ``docs/performance.md``:
   products in the caller's layout, with nothing to copy;
 - forwards and weight gradients with up to
   :data:`PHASE_SUMS_MAX_GROUP_WEIGHTS` weights per group (``C_out/G ·
-  C/G · KD·KH·KW``) -> ``phase_sums``, unless the tap sums take the layer
-  (below), and where a Winograd-family algorithm suits, only with at most
-  :data:`PHASE_SUMS_MAX_TRANSFORM_WEIGHTS` weights per group or, up to
-  :data:`PHASE_SUMS_MAX_TRANSFORM_CALL_WEIGHTS`, at most
+  C/G · KD·KH·KW``), or :data:`PHASE_SUMS_MAX_THIN_GROUP_WEIGHTS` where a
+  stride residue is a single tap -> ``phase_sums``, unless the tap sums take
+  the layer (below), and where a Winograd-family algorithm suits, only with
+  at most :data:`PHASE_SUMS_MAX_TRANSFORM_WEIGHTS` weights per group or, up
+  to :data:`PHASE_SUMS_MAX_TRANSFORM_CALL_WEIGHTS`, at most
   :data:`PHASE_SUMS_MAX_TRANSFORM_FLOPS` FLOPs. Against the algorithm chosen
   before (two threads, one process, docs/performance.md §29) the forward
   won all 22 shapes of up to 2^15 weights measured, by
@@ -28,26 +29,23 @@ The rule, from measurements recorded in ``docs/performance.md``:
   (docs/performance.md §30) was faster on 22 of the 25 shapes the same
   rule gives it (1.04-5.7×) and tied on three (4 groups 3×3 stride 2
   batch 1, 0.49 against 0.44-0.54 ms, and two calls under 0.05 ms);
-  Winograd kept 4 groups of 32 (2.7-3.0 against 3.4 ms);
-  since the register blocks (§31) and masked copies (§33) the bound moved
-  from 2^15 to 2^19 (§34): against the planar GEMM, on the 8 layers of
-  55296 to 409600 weights a group it took, phase sums won the forward by
-  1.5-2.4× and the weight gradient by 1.3-2.0× (k5_128 12.7 against 25.5
-  ms forward, down3x3_s2 3.2 against 4.8, s2_odd35 1.8 against 3.5); past
-  2^19 they won on 5×5 layers of 256 channels (1.5×, 1.3×) but lost on
-  thin residues and single long rows (0.66-0.95× forward);
+  Winograd kept 4 groups of 32 (2.7-3.0 against 3.4 ms). Past 2^15
+  (§34, against OpenBLAS's AVX-512 kernel): on the four layers of 102400
+  to 409600 weights a group with several taps a residue the planar GEMM
+  took, the phase sums won the forward by 1.15-1.82× and the weight
+  gradient by 1.01-1.43×; with a single-tap residue they lost the weight
+  gradient on three of four (0.81-0.92×); past 2^19 they lost (0.32-0.97×);
 - input gradients -> ``phase_sums`` (one forward of ``gy`` per stride
-  residue) up to :data:`PHASE_SUMS_MAX_GROUP_WEIGHTS` weights per group,
-  except for one-group 1-d and 2-d layers with 1-3 input channels from
-  :data:`PLANAR_MIN_FLOPS` on, and, where Winograd suits, as for the forward
-  (see :func:`_phase_sums_input_grad_suits`). Against the planar GEMM
-  (docs/performance.md §34) it won all 20 one-group and grouped layers
-  measured from 9216 to 409600 weights a group, 19 of them by 1.5-3.0×
-  (k5_48 2.3 against 5.3 ms, audio1d 12.4 against 29.8-36.7, down3x3_s2
-  2.8 against 4.6, batch-1 4 groups of 32 at stride 2 0.17 against 0.29),
-  and 1.4× at 1.6 million
-  (5×5, 256 channels on 14²), but tied or lost on the three other layers
-  past 2^19, where the residues are thin or the rows few (0.63-1.03×);
+  residue) within the same bounds, except for one-group 1-d and 2-d layers
+  with 1-3 input channels from :data:`PLANAR_MIN_FLOPS` on (see
+  :func:`_phase_sums_input_grad_suits`). Against the planar GEMM
+  (docs/performance.md §34, OpenBLAS's AVX-512 kernel) they won 13 of the
+  14 layers with several taps a residue and 2^15 to 2^19 weights a group
+  by 1.00-1.79× (k5_48 2.30 against 3.32 ms, audio1d 13.2 against 21.8)
+  and lost one (a 1-d 256-channel k3 layer, 0.88×); with single-tap
+  residues they won 1.41-1.99× up to 2^15 (batch-1 4 groups of 32 at
+  stride 2, 0.18 against 0.35 ms), varied between 2^15 and 2^17
+  (0.76-1.52×) and tied or lost from 2^17 on (0.65-1.03×);
 - stride-1 undilated 3×3 convolutions -> Winograd, when each group has at
   least :data:`WINOGRAD_MIN_IN_CHANNELS` input channels and its input times
   output channels is at least :data:`WINOGRAD_MIN_CHANNELS`: ``winograd4``
@@ -147,6 +145,7 @@ WINOGRAD_MIN_IN_CHANNELS = 8
 TAP_SUMS_MIN_POSITIONS = 512
 TAP_SUMS_MAX_WEIGHTS = 1 << 18
 PHASE_SUMS_MAX_GROUP_WEIGHTS = 1 << 19
+PHASE_SUMS_MAX_THIN_GROUP_WEIGHTS = 1 << 15
 PHASE_SUMS_MAX_TRANSFORM_WEIGHTS = 1 << 12
 PHASE_SUMS_MAX_TRANSFORM_FLOPS = 1 << 25
 PHASE_SUMS_MAX_TRANSFORM_CALL_WEIGHTS = 1 << 15
@@ -191,14 +190,19 @@ def _phase_sums_within_bounds(plan: ConvPlan, transform_suits: bool) -> bool:
     """Whether the layer has no more weights a group than the phase sums won with (§29-§34).
 
     Their sums run at the same speed whatever the layer, so they win where
-    the others pay most: short BLAS products (up to 2^19 weights a group,
-    §34), and Winograd transforms as costly as an ungrouped layer's. Where
-    Winograd suits, it saves 2.25-4× the multiplications, so only layers with
-    very few weights per group, or small calls (measured up to 2^15 weights a
-    group), go to the sums.
+    the others pay most: short BLAS products, and Winograd transforms as
+    costly as an ungrouped layer's. Against BLAS at full speed (§34) they
+    won up to :data:`PHASE_SUMS_MAX_GROUP_WEIGHTS` weights a group where
+    every stride residue has several taps, but past
+    :data:`PHASE_SUMS_MAX_THIN_GROUP_WEIGHTS` only some of the time where a
+    residue is a single tap (3×3 at stride 2 or 3: short runs, thin
+    residue forwards). Where Winograd suits, it saves 2.25-4× the
+    multiplications, so only layers with very few weights per group, or
+    small calls (measured up to 2^15 weights a group), go to the sums.
     """
     weights = phase_sums.group_weights(plan)
-    if weights > PHASE_SUMS_MAX_GROUP_WEIGHTS:
+    thin = not phase_sums.strided_residues_have_several_taps(plan)
+    if weights > (PHASE_SUMS_MAX_THIN_GROUP_WEIGHTS if thin else PHASE_SUMS_MAX_GROUP_WEIGHTS):
         return False
     if transform_suits:
         small_call = plan.flops <= PHASE_SUMS_MAX_TRANSFORM_FLOPS
@@ -212,8 +216,8 @@ def _phase_sums_suit(plan: ConvPlan, transform_suits: bool) -> bool:
     """Whether ``phase_sums`` beats the other algorithms' forward and weight gradient (§29-§34).
 
     Within :func:`_phase_sums_within_bounds`, less the one-group layers the tap
-    sums take: on 2-d layers the two tied (0.96-1.26× for the phase sums, §34),
-    on 1-d layers the tap sums won (the phase sums 0.87-0.93×).
+    sums take: on 2-d layers the two tied (0.93-1.22× for the phase sums, §34),
+    on 1-d layers the tap sums won (the phase sums 0.85-0.96×).
     """
     if not _phase_sums_within_bounds(plan, transform_suits):
         return False
@@ -225,16 +229,13 @@ def _phase_sums_input_grad_suits(plan: ConvPlan, transform_suits: bool) -> bool:
 
     The gradient is one forward of the sums per stride residue, with ``C/G``
     outputs. Against the planar GEMM it won wherever those forwards have four
-    outputs or more, within :func:`_phase_sums_within_bounds` (1.08-3.0× on
-    20 layers up to 2^19 weights a group, thin stride-2 residues included),
-    except on one-group 1-d and 2-d layers with 1-3 input channels (first
-    layers): 1 or 3 outputs leave the blocks bound by loads, and the planar
-    GEMM won from :data:`PLANAR_MIN_FLOPS` on (stem7x7_s2 11.5 against 16.3
-    ms, mnist_k5 0.53 against 0.68); below that the alternative is the
-    direct loops, which lost to it. Past the bound BLAS's products are long
-    enough to win where residues are thin or rows few: 512 → 256 channels
-    3×3 stride 2 on 14², 5.4 against 5.1 ms; one 512-long 1-d row of 512
-    channels, 5.4 against 3.4.
+    outputs or more, within :func:`_phase_sums_within_bounds` (1.00-1.99× on
+    17 of the 18 layers measured within them, §34), except on
+    one-group 1-d and 2-d layers with 1-3 input channels (first layers): 1 or
+    3 outputs leave the blocks bound by loads, and the planar GEMM won from
+    :data:`PLANAR_MIN_FLOPS` on (cifar_first 0.63 against 0.74 ms, §34;
+    mnist_k5 0.53 against 1.19, §32); below that the alternative is the
+    direct loops, which lost to it.
     """
     if not _phase_sums_within_bounds(plan, transform_suits):
         return False

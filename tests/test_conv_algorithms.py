@@ -372,9 +372,10 @@ def test_pointwise_needs_one_group_and_no_padding(rng):
         ((8, 4, 16, 16), (8, 4, 3, 3), dict(padding=1), {"phase_sums"}),  # 1.2 MFLOP
         ((32, 1, 28, 28), (8, 1, 3, 3), {}, {"planar_gemm", "tap_sums"}),  # 3.1 MFLOP, 26²
         ((128, 1, 22, 22), (8, 1, 3, 3), {}, {"phase_sums", "planar_gemm"}),  # 400 positions a task
-        # 294912 and 409600 weights a group: within 2^19, all three as phase sums (§34)
-        ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1), {"phase_sums"}),
+        # 409600 weights a group, every residue several taps: within 2^19, phase sums (§34);
+        # 294912 with single-tap residues (3×3 stride 2): past 2^15, BLAS
         ((8, 128, 28, 28), (128, 128, 5, 5), dict(padding=2), {"phase_sums"}),
+        ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1), {"planar_gemm"}),
         # 256·256·9 and 512·256·9 weights, past 2^19: BLAS's products are long enough
         ((8, 256, 64, 64), (256, 256, 3, 3), dict(stride=2, padding=1), {"planar_gemm"}),
         ((8, 256, 14, 14), (512, 256, 3, 3), dict(stride=2, padding=1), {"planar_gemm"}),
@@ -440,9 +441,12 @@ def test_selection_rule(x_shape, w_shape, kw, expected):
         ((8, 128, 28, 28), (128, 16, 3, 3), dict(stride=2, padding=1, groups=8), "phase_sums"),
         ((8, 48, 28, 28), (64, 48, 5, 5), dict(padding=2), "phase_sums"),  # 76800 weights
         ((8, 128, 28, 28), (128, 64, 5, 5), dict(padding=2, groups=2), "phase_sums"),
-        # one tap a residue along a strided axis (thin residues), with many weights
+        # one tap a residue along a strided axis (thin residues): up to 2^15 weights
         ((1, 128, 28, 28), (128, 32, 3, 3), dict(stride=2, padding=1, groups=4), "phase_sums"),
-        ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1), "phase_sums"),
+        ((8, 64, 28, 28), (64, 64, 2, 4), dict(stride=2, padding=1), "phase_sums"),  # 2^15
+        ((8, 64, 28, 28), (64, 64, 3, 3), dict(stride=2, padding=1), "planar_gemm"),  # 36864
+        ((8, 96, 35, 35), (160, 96, 3, 3), dict(stride=2), "planar_gemm"),  # 138240
+        ((8, 64, 42, 42), (96, 64, 3, 3), dict(stride=3), "planar_gemm"),  # 55296
         ((4, 256, 300), (256, 256, 8), dict(padding=3), "phase_sums"),  # 2^19 weights
         # Winograd on larger calls with more weights a group, the planar GEMM on
         # larger first layers and past 2^19 weights a group
@@ -1089,15 +1093,15 @@ def test_phase_sums_tasks_cover_every_row_once_within_the_scratch_bound(x_shape,
     [
         ((2, 48, 10, 10), (64, 48, 5, 5), dict(padding=2)),  # 76800 weights
         ((2, 48, 10, 10), (64, 48, 5, 5), dict(padding=2, padding_mode="reflect")),
-        ((2, 64, 9, 9), (96, 64, 3, 3), dict(stride=2, padding=1)),  # thin residues
+        ((2, 32, 9, 9), (48, 32, 3, 3), dict(stride=2, padding=1)),  # thin residues, 13824
         ((2, 64, 40), (64, 64, 9), dict(padding=4, padding_mode="circular")),  # 1-d
         ((1, 16, 5, 7, 7), (32, 16, 3, 3, 3), dict(stride=2, padding=1)),  # 3-d, thin
     ],
 )
 def test_layers_newly_given_to_phase_sums_match_torch(torch, rng, x_shape, w_shape, kw):
-    """Layers the rule of §34 moved to phase sums (up to 2^19 weights a group, thin
-    residues included): the default selection runs all three ops as phase sums, which
-    match PyTorch in float64 and stay within the direct tolerance in float32."""
+    """Layers the rule of §34 moved to phase sums (up to 2^19 weights a group, or 2^15
+    with single-tap residues): the default selection runs all three ops as phase sums,
+    which match PyTorch in float64 and stay within the direct tolerance in float32."""
     x, w, b = (
         rng.standard_normal(x_shape),
         rng.standard_normal(w_shape),

@@ -23,6 +23,7 @@ GEMM. All three for any groups, dims, stride, dilation and padding mode.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import itertools
@@ -154,6 +155,22 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
 def group_weights(plan: ConvPlan) -> int:
     """Weights of one group's filters: ``C_out/G · C/G · KD·KH·KW``."""
     return plan.out_channels // plan.groups * math.prod(plan.weight5[1:])
+
+
+def strided_residues_have_several_taps(plan: ConvPlan) -> bool:
+    """Whether every stride residue of every strided axis has two taps or more (or none).
+
+    The input gradient runs one forward per residue; with one tap along an
+    axis (3×3 at stride 2) those forwards are thin, and the forward's and
+    weight gradient's runs short; the selection gives such layers to these
+    sums only with fewer weights a group.
+    """
+    for size, stride, dilation in zip(plan.kernel, plan.stride, plan.dilation, strict=True):
+        if stride > 1:
+            per_residue = collections.Counter(k * dilation % stride for k in range(size))
+            if min(per_residue.values()) < 2:
+                return False
+    return True
 
 
 def scratch_elements(plan: ConvPlan) -> int:
