@@ -27,7 +27,8 @@ def _bench(args) -> int:
     ceiling = runner.gemm_ceiling(1024 if args.quick else 2048)
     shapes = "small shapes" if args.quick else "full shapes"
     print(f"suite {args.suite} ({shapes}), float32, {args.threads} threads, median of {repeats};"
-          f" GEMM ceiling measured now: {ceiling:.0f} GFLOP/s", file=sys.stderr)  # fmt: skip
+          f" GEMM ceiling measured now: {ceiling:.0f} GFLOP/s; {runner.blas_description()}",
+          file=sys.stderr)  # fmt: skip
     cases = suite_cases(args.suite, args.quick)
     rows = runner.run(cases, ops, repeats, torch, progress=runner.progress_to_stderr)
     print(runner.format_table(rows, ceiling))

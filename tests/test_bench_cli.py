@@ -37,6 +37,21 @@ def test_bench_quick_with_torch_writes_ratios(tmp_path):
     assert all(r["ratio"] > 0 and r["numconv_ms"] > 0 for r in report["rows"])
     assert "| **geomean** | fwd |" in result.stdout
     assert "res3x3_small" in result.stderr  # progress
+    # the BLAS kernel timed, as threadpoolctl reports it for NumPy's library
+    assert report["blas"].startswith("BLAS ") and report["blas"] in result.stderr
+
+
+def test_blas_description_names_numpys_library_and_a_pinned_kernel(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    from numconv.bench.runner import blas_description
+
+    monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
+    blas = [info for info in threadpool_info() if info["user_api"] == "blas"]
+    text = blas_description()
+    assert all(info["internal_api"] in text for info in blas) and "pins" not in text
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    assert blas_description().endswith("OPENBLAS_CORETYPE=Haswell pins OpenBLAS's kernel")
 
 
 def test_bench_without_torch_reports_numconv_alone(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 import statistics
 import sys
 import time
@@ -70,6 +71,28 @@ def gemm_ceiling(size: int = 2048, repeats: int = 3) -> float:
     a @ a  # warm-up (thread pool start)
     best = min(_time(lambda: a @ a) for _ in range(repeats))
     return 2 * size**3 / best / 1e9
+
+
+def blas_description() -> str:
+    """The BLAS libraries NumPy loaded and the kernels they run, for the report's header.
+
+    The kernel decides the GEMM-based algorithms' speed: OpenBLAS pinned to
+    its AVX2 kernel by ``OPENBLAS_CORETYPE=Haswell`` ran a 2048³ float32
+    product at 248 GFLOP/s on an AVX-512 machine whose own kernel ran it at
+    469 (docs/performance.md §34), so a report says which one it timed.
+    """
+    from threadpoolctl import threadpool_info
+
+    libraries = [
+        f"{info['internal_api']} {info.get('version') or ''} ({info.get('architecture') or '?'})"
+        for info in threadpool_info()
+        if info["user_api"] == "blas"
+    ]
+    text = "BLAS " + (", ".join(libraries) if libraries else "not found")
+    pinned = os.environ.get("OPENBLAS_CORETYPE")
+    if pinned:
+        text += f"; OPENBLAS_CORETYPE={pinned} pins OpenBLAS's kernel"
+    return text
 
 
 def _warm_up(fn, calls: int = 10, budget: float = 0.25) -> None:
@@ -176,6 +199,7 @@ def format_table(rows: list[Row], ceiling: float) -> str:
 def as_json(rows: list[Row], ceiling: float, threads: int) -> dict:
     return {
         "gemm_ceiling_gflops": ceiling,
+        "blas": blas_description(),
         "threads": threads,
         "rows": [{**asdict(r), "ratio": r.ratio} for r in rows],
     }
