@@ -41,13 +41,13 @@ The rule, from measurements recorded in ``docs/performance.md``:
   :func:`_phase_sums_input_grad_suits`). Against the planar GEMM
   (docs/performance.md §34, OpenBLAS's AVX-512 kernel) they won 13 of the
   14 layers with several taps a residue and 2^15 to 2^19 weights a group
-  by 1.00-1.79× and lost one (a 1-d 256-channel k3 layer, 0.88×); a check
-  without PyTorch between the calls gave k5_48 2.39 against 3.43 ms and
-  audio1d 12.2 against 14.1 (the sweep's planar GEMM times were inflated,
-  §34); with single-tap
-  residues they won 1.41-1.99× up to 2^15 (batch-1 4 groups of 32 at
-  stride 2, 0.18 against 0.35 ms), varied between 2^15 and 2^17
-  (0.76-1.52×) and tied or lost from 2^17 on (0.65-1.03×);
+  by 1.00-1.79× and lost one (a 1-d 256-channel k3 layer, 0.88×); with
+  single-tap residues they won 1.41-1.99× up to 2^15 (batch-1 4 groups of
+  32 at stride 2, 0.18 against 0.35 ms), varied between 2^15 and 2^17
+  (0.76-1.52×) and tied or lost from 2^17 on (0.65-1.03×). The sweep's
+  planar GEMM times for long calls were inflated; a check without PyTorch
+  between the calls gave k5_48 2.39 against 3.43 ms and audio1d 12.2
+  against 14.1;
 - stride-1 undilated 3×3 convolutions -> Winograd, when each group has at
   least :data:`WINOGRAD_MIN_IN_CHANNELS` input channels and its input times
   output channels is at least :data:`WINOGRAD_MIN_CHANNELS`: ``winograd4``
