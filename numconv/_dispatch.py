@@ -65,6 +65,10 @@ The rule, from measurements recorded in ``docs/performance.md``:
   group they tie (docs/performance.md §22);
 - stride-1 dilated convolutions whose phases (see ``polyphase``) Winograd
   would take -> ``polyphase``: the same undilated layers on sub-grids;
+  but their input gradients, and with dilation 3 or more or up to
+  :data:`PHASE_SUMS_MAX_POLYPHASE_WEIGHTS` weights a group their forwards
+  and weight gradients, -> ``phase_sums`` within its bounds (§36: input
+  gradients 0.95-3.81×, dilated3x3's 4.59 against 9.27 ms);
 - 3-d kernels more than one deep whose one-deep slices Winograd would take
   -> ``winograd3d`` (one transform of each plane for every kernel depth) for
   one-group, zero-padded layers undilated in depth: it took about half the
@@ -151,6 +155,7 @@ PHASE_SUMS_MAX_THIN_GROUP_WEIGHTS = 1 << 15
 PHASE_SUMS_MAX_TRANSFORM_WEIGHTS = 1 << 12
 PHASE_SUMS_MAX_TRANSFORM_FLOPS = 1 << 25
 PHASE_SUMS_MAX_TRANSFORM_CALL_WEIGHTS = 1 << 15
+PHASE_SUMS_MAX_POLYPHASE_WEIGHTS = 1 << 14
 
 _forced: str | None = None
 
@@ -164,9 +169,9 @@ def select(op: str, plan: ConvPlan, dtype):
     if pointwise.applies(plan):
         return pointwise
     transform = _transform_algorithm(plan)
-    if op != "input_grad" and _phase_sums_suit(plan, transform is not None):
+    if op != "input_grad" and _phase_sums_suit(plan, transform):
         return phase_sums
-    if op == "input_grad" and _phase_sums_input_grad_suits(plan, transform is not None):
+    if op == "input_grad" and _phase_sums_input_grad_suits(plan, transform):
         return phase_sums
     if transform is not None:
         return transform
@@ -188,8 +193,8 @@ def _transform_algorithm(plan: ConvPlan):
     return None
 
 
-def _phase_sums_within_bounds(plan: ConvPlan, transform_suits: bool) -> bool:
-    """Whether the layer has no more weights a group than the phase sums won with (§29-§34).
+def _phase_sums_within_bounds(plan: ConvPlan, transform, op: str) -> bool:
+    """Whether the layer has no more weights a group than the phase sums won with (§29-§36).
 
     Their sums run at the same speed whatever the layer, so they win where
     the others pay most: short BLAS products, and Winograd transforms as
@@ -198,36 +203,60 @@ def _phase_sums_within_bounds(plan: ConvPlan, transform_suits: bool) -> bool:
     every stride residue has several taps, but past
     :data:`PHASE_SUMS_MAX_THIN_GROUP_WEIGHTS` only some of the time where a
     residue is a single tap (3×3 at stride 2 or 3: short runs, thin
-    residue forwards). Where Winograd suits, it saves 2.25-4× the
-    multiplications, so only layers with very few weights per group, or
-    small calls (measured up to 2^15 weights a group), go to the sums.
+    residue forwards). Where a Winograd-family algorithm (``transform``)
+    suits, it saves 2.25-4× the multiplications, so only layers with very
+    few weights per group, or small calls (measured up to 2^15 weights a
+    group), go to the sums, except for dilated layers (see
+    :func:`_phase_sums_beat_polyphase`).
     """
     weights = phase_sums.group_weights(plan)
     thin = not phase_sums.strided_residues_have_several_taps(plan)
     if weights > (PHASE_SUMS_MAX_THIN_GROUP_WEIGHTS if thin else PHASE_SUMS_MAX_GROUP_WEIGHTS):
         return False
-    if transform_suits:
-        small_call = plan.flops <= PHASE_SUMS_MAX_TRANSFORM_FLOPS
-        return weights <= PHASE_SUMS_MAX_TRANSFORM_WEIGHTS or (
-            small_call and weights <= PHASE_SUMS_MAX_TRANSFORM_CALL_WEIGHTS
-        )
-    return True
+    if transform is None:
+        return True
+    if transform is polyphase and _phase_sums_beat_polyphase(plan, op, weights):
+        return True
+    small_call = plan.flops <= PHASE_SUMS_MAX_TRANSFORM_FLOPS
+    return weights <= PHASE_SUMS_MAX_TRANSFORM_WEIGHTS or (
+        small_call and weights <= PHASE_SUMS_MAX_TRANSFORM_CALL_WEIGHTS
+    )
 
 
-def _phase_sums_suit(plan: ConvPlan, transform_suits: bool) -> bool:
-    """Whether ``phase_sums`` beats the other algorithms' forward and weight gradient (§29-§34).
+def _phase_sums_beat_polyphase(plan: ConvPlan, op: str, weights: int) -> bool:
+    """Whether the phase sums beat ``polyphase`` on a dilated layer (measured, §36).
+
+    Polyphase runs the dilated layer as Winograd on its phase planes, which
+    are small (a ``d``-th of the padded input along each axis), so their tiles
+    are cut and, in the input gradient, the cropped output copied. The phase
+    sums won every input gradient but one of nine dilated layers (0.95-3.81×,
+    dilated3x3 4.59 against 9.27 ms); the forward and weight gradient where
+    the phases are smallest or the channels few: dilation 3 and 4 (1.41-2.32×)
+    and up to :data:`PHASE_SUMS_MAX_POLYPHASE_WEIGHTS` weights a group
+    (1.38-2.76×), while on dilation-2 layers of 64 to 256 channels polyphase
+    won (the sums 0.73-0.94× forward).
+    """
+    if op == "input_grad":
+        return True
+    return max(plan.dilation) >= 3 or weights <= PHASE_SUMS_MAX_POLYPHASE_WEIGHTS
+
+
+def _phase_sums_suit(plan: ConvPlan, transform) -> bool:
+    """Whether ``phase_sums`` beats the other algorithms' forward and weight gradient (§29-§36).
 
     Within :func:`_phase_sums_within_bounds`, less the one-group layers the tap
     sums take: on 2-d layers the two tied (0.93-1.22× for the phase sums, §34),
     on 1-d layers the tap sums won (the phase sums 0.85-0.96×).
     """
-    if not _phase_sums_within_bounds(plan, transform_suits):
+    if not _phase_sums_within_bounds(plan, transform, "forward"):
         return False
-    return transform_suits or not (plan.flops >= PLANAR_MIN_FLOPS and _tap_sums_suit(plan))
+    if transform is not None:
+        return True
+    return not (plan.flops >= PLANAR_MIN_FLOPS and _tap_sums_suit(plan))
 
 
-def _phase_sums_input_grad_suits(plan: ConvPlan, transform_suits: bool) -> bool:
-    """Whether ``phase_sums`` beats the other algorithms' input gradient (measured, §32, §34).
+def _phase_sums_input_grad_suits(plan: ConvPlan, transform) -> bool:
+    """Whether ``phase_sums`` beats the other algorithms' input gradient (measured, §32-§36).
 
     The gradient is one forward of the sums per stride residue, with ``C/G``
     outputs. Against the planar GEMM it won wherever those forwards have four
@@ -239,7 +268,7 @@ def _phase_sums_input_grad_suits(plan: ConvPlan, transform_suits: bool) -> bool:
     mnist_k5 0.53 against 1.19, §32); below that the alternative is the
     direct loops, which lost to it.
     """
-    if not _phase_sums_within_bounds(plan, transform_suits):
+    if not _phase_sums_within_bounds(plan, transform, "input_grad"):
         return False
     first_layer = plan.groups == 1 and plan.kernel[0] == 1 and plan.in_channels < 4
     return not (first_layer and plan.flops >= PLANAR_MIN_FLOPS)

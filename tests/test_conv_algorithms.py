@@ -395,9 +395,13 @@ def test_pointwise_needs_one_group_and_no_padding(rng):
             dict(groups=32, padding=1),
             {"phase_sums"},
         ),
-        ((8, 64, 56, 56), (64, 32, 3, 3), dict(padding=2, dilation=2, groups=2), {"polyphase"}),
-        ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=2, dilation=2), {"polyphase"}),
-        ((2, 64, 28, 28), (64, 64, 3, 3), dict(padding=2, dilation=2), {"polyphase"}),
+        # dilated: input gradients as phase sums; forwards and weight gradients too with
+        # up to 2^14 weights a group or dilation 3 and more (§36); past 2^19 polyphase only
+        ((8, 64, 56, 56), (64, 32, 3, 3), dict(padding=2, dilation=2, groups=2), {"phase_sums"}),
+        ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=2, dilation=2), {"polyphase", "phase_sums"}),
+        ((2, 64, 28, 28), (64, 64, 3, 3), dict(padding=2, dilation=2), {"polyphase", "phase_sums"}),
+        ((4, 64, 56, 56), (64, 64, 3, 3), dict(padding=3, dilation=3), {"phase_sums"}),
+        ((8, 256, 14, 14), (256, 256, 3, 3), dict(padding=2, dilation=2), {"polyphase"}),
         (
             (8, 64, 56, 56),
             (64, 64, 3, 3),
@@ -1096,6 +1100,7 @@ def test_phase_sums_tasks_cover_every_row_once_within_the_scratch_bound(x_shape,
         ((2, 32, 9, 9), (48, 32, 3, 3), dict(stride=2, padding=1)),  # thin residues, 13824
         ((2, 64, 40), (64, 64, 9), dict(padding=4, padding_mode="circular")),  # 1-d
         ((1, 16, 5, 7, 7), (32, 16, 3, 3, 3), dict(stride=2, padding=1)),  # 3-d, thin
+        ((4, 32, 32, 32), (32, 32, 3, 3), dict(padding=3, dilation=3)),  # polyphase before
     ],
 )
 def test_layers_newly_given_to_phase_sums_match_torch(torch, rng, x_shape, w_shape, kw):
@@ -1128,3 +1133,18 @@ def test_layers_newly_given_to_phase_sums_match_torch(torch, rng, x_shape, w_sha
         for g, e in zip(got, (y, gx, gw, gb), strict=True):
             assert g.dtype == dtype
             assert_close(g, e, dtype)
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect"])
+def test_dilated_input_gradients_run_as_phase_sums_and_match_torch(torch, rng, mode):
+    """A dilation-2 layer with 64 channels (§36): its forward stays on polyphase, its
+    input gradient runs as phase sums and matches PyTorch in float64 and float32."""
+    x, w = rng.standard_normal((2, 64, 24, 24)), rng.standard_normal((64, 64, 3, 3))
+    kw = dict(padding=2, dilation=2, padding_mode=mode)
+    plan = _plan(x, w, kw)
+    assert _dispatch.select("forward", plan, np.float64).NAME == "polyphase"
+    assert _dispatch.select("input_grad", plan, np.float64).NAME == "phase_sums"
+    _, expected, _, _, gy = torch_conv_grads(torch, x, w, None, 3, 1, 2, 2, 1, mode)
+    assert_close(F.conv2d_input_grad(x.shape, w, gy, **kw), expected)
+    got32 = F.conv2d_input_grad(x.shape, w.astype(np.float32), gy.astype(np.float32), **kw)
+    assert_close(got32, expected, np.float32)
