@@ -169,7 +169,7 @@ def select(op: str, plan: ConvPlan, dtype):
     if pointwise.applies(plan):
         return pointwise
     transform = _transform_algorithm(plan)
-    if op != "input_grad" and _phase_sums_suit(plan, transform):
+    if op != "input_grad" and _phase_sums_suit(plan, transform, op):
         return phase_sums
     if op == "input_grad" and _phase_sums_input_grad_suits(plan, transform):
         return phase_sums
@@ -241,14 +241,14 @@ def _phase_sums_beat_polyphase(plan: ConvPlan, op: str, weights: int) -> bool:
     return max(plan.dilation) >= 3 or weights <= PHASE_SUMS_MAX_POLYPHASE_WEIGHTS
 
 
-def _phase_sums_suit(plan: ConvPlan, transform) -> bool:
+def _phase_sums_suit(plan: ConvPlan, transform, op: str) -> bool:
     """Whether ``phase_sums`` beats the other algorithms' forward and weight gradient (§29-§36).
 
     Within :func:`_phase_sums_within_bounds`, less the one-group layers the tap
     sums take: on 2-d layers the two tied (0.93-1.22× for the phase sums, §34),
     on 1-d layers the tap sums won (the phase sums 0.85-0.96×).
     """
-    if not _phase_sums_within_bounds(plan, transform, "forward"):
+    if not _phase_sums_within_bounds(plan, transform, op):
         return False
     if transform is not None:
         return True

@@ -157,13 +157,15 @@ def group_weights(plan: ConvPlan) -> int:
     return plan.out_channels // plan.groups * math.prod(plan.weight5[1:])
 
 
+@functools.lru_cache(maxsize=256)
 def strided_residues_have_several_taps(plan: ConvPlan) -> bool:
     """Whether every stride residue of every strided axis has two taps or more (or none).
 
     The input gradient runs one forward per residue; with one tap along an
     axis (3×3 at stride 2) those forwards are thin, and the forward's and
     weight gradient's runs short; the selection gives such layers to these
-    sums only with fewer weights a group.
+    sums only with fewer weights a group. Cached: the selection asks on every
+    call, and the count took 1.6 µs a strided plan.
     """
     for size, stride, dilation in zip(plan.kernel, plan.stride, plan.dilation, strict=True):
         if stride > 1:
