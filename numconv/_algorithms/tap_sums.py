@@ -66,8 +66,8 @@ def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
     y = np.empty((plan.batch, plan.out_channels, *plan.out[1:]), dtype=dtype)
     run_parts(
         lambda bounds: forward_sums(
-            x4, weights[0], biases, y, layout.row_map, layout.col_map, plan.stride[1],
-            layout.row_phases, *layout.taps, *layout.chunks, *bounds,
+            x4, weights[0], biases, y, layout.row_source, layout.col_map, layout.col_first,
+            plan.stride[2], *layout.taps, *layout.chunks, *bounds,
         ),
         layout.parts,
     )  # fmt: skip
@@ -86,7 +86,7 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
     def part(bounds):
         sums = np.zeros((plan.out_channels, len(layout.taps[0])), dtype=np.float64)
         weight_grad_sums(
-            x4, gy4, layout.row_map, layout.col_map, plan.stride[1], layout.row_phases,
+            x4, gy4, layout.row_source, layout.col_map, layout.col_first, plan.stride[2],
             *layout.taps, *layout.chunks, *bounds, sums,
         )  # fmt: skip
         return sums
@@ -116,7 +116,7 @@ def scratch_elements(plan: ConvPlan) -> int:
     layout = _layout(plan, numba.get_num_threads(), TASK_POSITIONS)
     rows, cols = layout.chunks
     _, tap_row, tap_col = layout.taps
-    planes = plan.in_channels * _column_maps(plan) * len(layout.row_phases)
+    planes = plan.in_channels * _column_maps(plan) * len(layout.row_source)
     tail = register_blocks.TILE_VECTORS * simd.VECTOR_BYTES // 4  # float32's, the longer
     per_part = planes * (rows + int(tap_row.max())) * (cols + int(tap_col.max()))
     per_part += tail + plan.out_channels * tail  # the forward's overrun and spill rows
@@ -124,9 +124,9 @@ def scratch_elements(plan: ConvPlan) -> int:
 
 
 class _Layout(NamedTuple):
-    row_map: np.ndarray  # input row of each padded row a task reads (-1: a zero)
+    row_source: np.ndarray  # per row phase tap rows fall in: input row of each row (-1: a zero)
     col_map: np.ndarray  # input column of each plane column, per column map
-    row_phases: np.ndarray  # the row phases tap rows fall in
+    col_first: np.ndarray  # per column map: input column of plane column 0, if not in the padding
     taps: tuple  # per tap in weight order: plane, first row, first column
     chunks: tuple[int, int]  # output rows and columns per task
     parts: list[tuple[int, int]]  # task ranges, one per thread used
@@ -140,12 +140,14 @@ def _layout(plan: ConvPlan, threads: int, task_positions: int) -> _Layout:
     layer's time), and the kernels never write these arrays.
     """
     tap_plane, tap_row, tap_col, row_phases = _taps(plan)
-    row_map, col_map = _maps(plan, int(tap_row.max()), int(tap_col.max()))
+    row_map, col_map, col_first = _maps(plan, int(tap_row.max()), int(tap_col.max()))
+    stride_h = plan.stride[1]
+    row_source = np.stack([row_map[phase::stride_h] for phase in row_phases])
     count = _part_count(plan, threads)
     rows, cols = _task_shape(plan, count, task_positions)
     tasks = plan.batch * -(-plan.out[1] // rows) * -(-plan.out[2] // cols)
     return _Layout(
-        row_map, col_map, row_phases, (tap_plane, tap_row, tap_col), (rows, cols),
+        row_source, col_map, col_first, (tap_plane, tap_row, tap_col), (rows, cols),
         split_range(tasks, count),
     )  # fmt: skip
 
@@ -209,7 +211,8 @@ def _taps(plan: ConvPlan):
 
 
 def _maps(plan: ConvPlan, reach: int, reach_cols: int):
-    """Input row of each padded row a task reads; input column of each plane column, per map."""
+    """Input row of each padded row a task reads; input column of each plane column, per map,
+    and of its column 0 if it were inside the input (the vector copy's start)."""
     _, height, width = plan.spatial
     _, (top, bottom), (left, right) = plan.pads
     _, stride_h, stride_w = plan.stride
@@ -226,4 +229,5 @@ def _maps(plan: ConvPlan, reach: int, reach_cols: int):
     columns = extended_map(
         source_indices(width, left, right, plan.padding_mode), plane_cols[-1] + starts[-1] + 1
     )
-    return row_map, np.array([columns[plane_cols + start] for start in starts], dtype=np.int64)
+    col_map = np.array([columns[plane_cols + start] for start in starts], dtype=np.int64)
+    return row_map, col_map, np.array(starts, dtype=np.int64) - left

@@ -33,6 +33,7 @@ from numba import njit
 
 from .._config import KERNEL_OPTIONS, REDUCTION_OPTIONS
 from . import simd
+from .plane_rows import column_fixes, copy_row_columns, copy_row_vectors
 from .register_blocks import TILE_VECTORS, sum_outputs
 from .tap_sums import OUT_BLOCK, add_dot_blocks
 
@@ -50,7 +51,7 @@ def _copy_planes(
     Rows are copied in vectors with stride 1 or 2 along W: plane column ``e``
     of W phase ``pc`` reads input column ``col_first[pc] + e·col_stride``,
     masked loads giving the zeros outside the input (zero padding), and the
-    columns in ``fixes`` (:func:`_column_fixes`: other padding modes) are
+    columns in ``fixes`` (:func:`~numconv.kernels.plane_rows.column_fixes`: other padding modes) are
     then copied one by one from ``col_source``. The rows are 14-30 values on
     typical layers: one element at a time they cost ~7 ns a row (§33).
     """
@@ -62,76 +63,16 @@ def _copy_planes(
             for pc in range(col_phases):
                 plane = (c * row_phases + pr) * col_phases + pc
                 if col_stride > 2:
-                    _copy_plane_columns(x, n, c, r0, rows, row_source[pr], col_source[pc],
+                    copy_row_columns(x, n, c, r0, rows, row_source[pr], col_source[pc],
                                         range(width), width, planes[plane])  # fmt: skip
                     continue
                 first_row = (n * channels + c) * height
-                _copy_plane_vectors(x, first_row, r0, rows, row_source[pr], col_first[pc],
+                copy_row_vectors(x, first_row, r0, rows, row_source[pr], col_first[pc],
                                     col_stride, in_w, width, flat, plane * size)  # fmt: skip
                 count = fixes[pc, 0]
                 if count:
-                    _copy_plane_columns(x, n, c, r0, rows, row_source[pr], col_source[pc],
+                    copy_row_columns(x, n, c, r0, rows, row_source[pr], col_source[pc],
                                         fixes[pc, 1 : count + 1], width, planes[plane])  # fmt: skip
-
-
-@njit(inline="always", **KERNEL_OPTIONS)
-def _copy_plane_vectors(
-    x, first_row, r0, rows, row_source, first, stride, in_w, width, flat, at
-):  # fmt: skip  # pragma: no cover
-    """One plane's rows in vectors: ``flat[at + i·width + e] = x.flat[(first_row + row_source[r0
-    + i])·in_w + first + e·stride]``, zeros outside the input's rows and columns."""
-    lanes = simd.lanes(flat)
-    zero = simd.zero(flat)
-    for e0 in range(0, width, lanes):
-        count = min(lanes, width - e0)
-        column = first + e0 * stride
-        lo, hi = -column, in_w - column  # the lanes inside the input row
-        for i in range(rows):
-            src = row_source[r0 + i]
-            dst = at + i * width + e0
-            if src < 0:
-                simd.masked_store(flat, dst, zero, count, 1)
-                continue
-            read = (first_row + src) * in_w + column
-            if stride == 1:
-                v = simd.masked_load(x, read, lo, hi)
-            else:
-                low = simd.masked_load(x, read, lo, hi)
-                v = simd.even_lanes(low, simd.masked_load(x, read + lanes, lo - lanes, hi - lanes))
-            simd.masked_store(flat, dst, v, count, 1)
-
-
-@njit(inline="always", **KERNEL_OPTIONS)
-def _copy_plane_columns(
-    x, n, c, r0, rows, row_source, col_source, columns, width, plane
-):  # fmt: skip  # pragma: no cover
-    """One plane's ``columns``, one value at a time, from ``col_source``."""
-    for i in range(rows):
-        src = row_source[r0 + i]
-        x_row = x[n, c, max(src, 0)]
-        for e in columns:
-            s = col_source[e]
-            plane[i * width + e] = x_row[s] if src >= 0 and s >= 0 else 0
-
-
-@njit(inline="always", **KERNEL_OPTIONS)
-def _column_fixes(col_source, col_first, col_stride, in_w):  # pragma: no cover
-    """Per W phase, how many plane columns the vector copy gets wrong, then which.
-
-    ``fixes[pc, 0]`` is the count, ``fixes[pc, 1:]`` the columns: those
-    whose ``col_source`` is not ``col_first[pc] + e·col_stride`` inside the
-    input and ``-1`` outside, i.e. the padding of modes other than zeros
-    (reflect, replicate, circular), a few columns at each end.
-    """
-    phases, width = col_source.shape
-    fixes = np.zeros((phases, width + 1), dtype=np.int64)
-    for pc in range(phases):
-        for e in range(width):
-            s = col_first[pc] + e * col_stride
-            if col_source[pc, e] != (s if 0 <= s < in_w else -1):
-                fixes[pc, 0] += 1
-                fixes[pc, fixes[pc, 0]] = e
-    return fixes
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -203,7 +144,7 @@ def forward_phase_sums(
         x, row_source, col_source, tap_row, chunk_rows, tile
     )
     size = planes.shape[1]
-    fixes = _column_fixes(col_source, col_first, col_stride, x.shape[3])
+    fixes = column_fixes(col_source, col_first, col_stride, x.shape[3])
     wide = np.empty((out_channels, chunk_rows * width), dtype=y.dtype)
     spill = np.empty((out_channels, tile), dtype=y.dtype)
     offsets = np.empty(taps, dtype=np.int64)
@@ -289,7 +230,7 @@ def weight_grad_phase_sums(
     width, reach, count, planes, flat = _plane_space(
         x, row_source, col_source, tap_row, chunk_rows, 0
     )
-    fixes = _column_fixes(col_source, col_first, col_stride, x.shape[3])
+    fixes = column_fixes(col_source, col_first, col_stride, x.shape[3])
     wide = np.empty((out_channels, chunk_rows * width), dtype=gy.dtype)
     probe = x.dtype.type(0)
     chunks = -(-out_rows // chunk_rows)

@@ -36,6 +36,7 @@ from numba import njit
 
 from .._config import KERNEL_OPTIONS, REDUCTION_OPTIONS
 from . import simd
+from .plane_rows import column_fixes, copy_row_columns, copy_row_vectors
 from .register_blocks import TILE_VECTORS, sum_outputs
 
 OUT_BLOCK = 8  # output channels per register block
@@ -44,41 +45,49 @@ TAP_BLOCK = 3  # taps per register block
 
 @njit(inline="always", **KERNEL_OPTIONS)
 def _shift_rows(
-    x, n, b0, rows, e0, width, row_map, col_map, stride_h, row_phases, planes
-):  # pragma: no cover
+    x, n, b0, rows, e0, width, row_source, col_map, col_first, col_stride, fixes, planes, flat
+):  # fmt: skip  # pragma: no cover
     """Copy the input rows a task reads into ``planes``, ``rows`` rows of ``width`` each.
 
-    ``planes[(c·M + m)·R + r, i·width + e]`` is ``x[n, c, row_map[(b0 + i)·sh +
-    row_phases[r]], col_map[m, e0 + e]]``, a zero where either map holds ``-1``.
+    ``planes[(c·M + m)·R + r, i·width + e]`` is ``x[n, c, row_source[r, b0 +
+    i], col_map[m, e0 + e]]``, a zero where either map holds ``-1``; ``flat``
+    is the planes' memory, one axis. Column map ``m`` reads input column
+    ``col_first[m] + e·col_stride`` inside the input, so with a stride of 1
+    or 2 the rows are copied in vectors (:mod:`numconv.kernels.plane_rows`),
+    and the columns in ``fixes`` (other padding modes) then one by one.
     """
-    channels = x.shape[1]
+    channels, height, in_w = x.shape[1], x.shape[2], x.shape[3]
     maps = col_map.shape[0]
-    phases = row_phases.shape[0]
+    phases = row_source.shape[0]
+    size = planes.shape[1]
     for c in range(channels):
+        first_row = (n * channels + c) * height
         for m in range(maps):
-            cols = col_map[m, e0 : e0 + width]
+            cols = col_map[m, e0:]
             for r in range(phases):
-                plane = planes[(c * maps + m) * phases + r]
-                for i in range(rows):
-                    src = row_map[(b0 + i) * stride_h + row_phases[r]]
-                    dst = plane[i * width : (i + 1) * width]
-                    if src < 0:
-                        dst[:] = 0
-                        continue
-                    x_row = x[n, c, src]
-                    for e in range(width):
-                        s = cols[e]
-                        dst[e] = x_row[s] if s >= 0 else 0
+                plane = (c * maps + m) * phases + r
+                if col_stride > 2:
+                    copy_row_columns(x, n, c, b0, rows, row_source[r], cols, range(width), width,
+                                     planes[plane])  # fmt: skip
+                    continue
+                copy_row_vectors(x, first_row, b0, rows, row_source[r],
+                                 col_first[m] + e0 * col_stride, col_stride, in_w, width, flat,
+                                 plane * size)  # fmt: skip
+                for k in range(1, fixes[m, 0] + 1):
+                    e = fixes[m, k] - e0
+                    if 0 <= e < width:
+                        copy_row_columns(x, n, c, b0, rows, row_source[r], cols, range(e, e + 1),
+                                         width, planes[plane])  # fmt: skip
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _planes(x, col_map, row_phases, rows, width, tail):  # pragma: no cover
+def _planes(x, col_map, row_source, rows, width, tail):  # pragma: no cover
     """Scratch for a task's planes, and the same memory flat with ``tail`` zeros more.
 
     The forward's blocks read up to ``tail`` values past a run's end: into
     the next plane (junk positions, never stored), or past the last one.
     """
-    count = x.shape[1] * col_map.shape[0] * row_phases.shape[0]
+    count = x.shape[1] * col_map.shape[0] * row_source.shape[0]
     flat = np.zeros(count * rows * width + tail, dtype=x.dtype)  # why whole: see phase_sums
     return flat[: count * rows * width].reshape((count, rows * width)), flat
 
@@ -96,15 +105,16 @@ def _task(task, out_h, out_w, chunk_rows, chunk_cols):  # pragma: no cover
 
 @njit(**REDUCTION_OPTIONS)
 def weight_grad_sums(
-    x, gy, row_map, col_map, stride_h, row_phases, tap_plane, tap_row, tap_col,
+    x, gy, row_source, col_map, col_first, col_stride, tap_plane, tap_row, tap_col,
     chunk_rows, chunk_cols, lo, hi, sums,
 ):  # fmt: skip  # pragma: no cover
     """Add tasks ``[lo, hi)``'s weight gradient into ``sums[o, t]``.
 
     ``x`` is the unpadded input ``(N, C, H, W)``, ``gy`` the output gradient
-    ``(N, C_out, Oh, Ow)``. ``row_map`` maps padded rows to input rows
-    (``-1``: a zero) for every row a task reads; ``col_map[m, e]`` is the
-    input column of plane column ``e`` for column map ``m``. Tap ``t`` reads
+    ``(N, C_out, Oh, Ow)``. ``row_source[r, i]`` is the input row (``-1``: a
+    zero) of row ``i`` of row phase ``r``'s planes, for every row a task
+    reads; ``col_map[m, e]`` is the input column of plane column ``e`` for
+    column map ``m``, ``col_first[m] + e·col_stride`` inside the input. Tap ``t`` reads
     plane ``tap_plane[t]`` from row ``tap_row[t]``, column ``tap_col[t]`` on.
 
     A task is ``chunk_rows`` output rows by ``chunk_cols`` output columns of
@@ -117,7 +127,8 @@ def weight_grad_sums(
     out_channels, out_h, out_w = gy.shape[1:]
     reach = tap_row.max()  # rows a task reads below its last output row
     reach_cols = tap_col.max()  # columns it reads past its last (one-row tasks)
-    planes, _ = _planes(x, col_map, row_phases, chunk_rows + reach, chunk_cols + reach_cols, 0)
+    planes, flat = _planes(x, col_map, row_source, chunk_rows + reach, chunk_cols + reach_cols, 0)
+    fixes = column_fixes(col_map, col_first, col_stride, x.shape[3])
     gy_flat = gy.reshape(gy.shape[0], out_channels, out_h * out_w)
     last = out_channels - 1
     for task in range(lo, hi):
@@ -125,8 +136,9 @@ def weight_grad_sums(
         width = cols + reach_cols
         length = rows * cols  # whole rows (cols == Ow) or one row: a flat run
         _shift_rows(
-            x, n, b0, rows + reach, e0, width, row_map, col_map, stride_h, row_phases, planes
-        )
+            x, n, b0, rows + reach, e0, width, row_source, col_map, col_first, col_stride, fixes,
+            planes, flat,
+        )  # fmt: skip
         start = b0 * out_w + e0
         for o0 in range(0, out_channels, OUT_BLOCK):
             add_dot_blocks(
@@ -225,7 +237,7 @@ def dot_tap_block(g0, g1, g2, g3, g4, g5, g6, g7, x0, x1, x2, length):  # pragma
 
 @njit(**KERNEL_OPTIONS)
 def forward_sums(
-    x, w, bias, y, row_map, col_map, stride_h, row_phases, tap_plane, tap_row, tap_col,
+    x, w, bias, y, row_source, col_map, col_first, col_stride, tap_plane, tap_row, tap_col,
     chunk_rows, chunk_cols, lo, hi,
 ):  # fmt: skip  # pragma: no cover
     """Write tasks ``[lo, hi)``'s outputs ``y[n, o, q] = bias[o] + Σ_t w[t, o]·tap_t[q]``.
@@ -241,8 +253,9 @@ def forward_sums(
     reach_cols = tap_col.max()
     tile = TILE_VECTORS * simd.lanes(y)  # the blocks' reads past a task's end
     planes, source = _planes(
-        x, col_map, row_phases, chunk_rows + reach, chunk_cols + reach_cols, tile
+        x, col_map, row_source, chunk_rows + reach, chunk_cols + reach_cols, tile
     )
+    fixes = column_fixes(col_map, col_first, col_stride, x.shape[3])
     size = planes.shape[1]
     spill = np.empty((out_channels, tile), dtype=y.dtype)
     offsets = np.empty(taps, dtype=np.int64)
@@ -252,8 +265,9 @@ def forward_sums(
         width = cols + reach_cols
         length = rows * cols
         _shift_rows(
-            x, n, b0, rows + reach, e0, width, row_map, col_map, stride_h, row_phases, planes
-        )
+            x, n, b0, rows + reach, e0, width, row_source, col_map, col_first, col_stride, fixes,
+            planes, source,
+        )  # fmt: skip
         for t in range(taps):
             offsets[t] = tap_plane[t] * size + tap_row[t] * width + tap_col[t]
         start = b0 * out_w + e0
