@@ -613,6 +613,9 @@ def test_winograd_applies_to_stride_1_undilated_3x3_only():
         # a padded width of 5 with dilation 3 and 2 taps: one phase has no output
         ((1, 2, 6, 5), 2, (2, 2), dict(dilation=3)),
         ((3, 7, 7), 2, (3, 3), dict(padding=2, dilation=2)),  # unbatched
+        # phase rows of several vectors, split in masked vectors (stride 2 and 1 along W)
+        ((1, 2, 5, 45), 3, (3, 3), dict(padding=(1, 3), dilation=(1, 2))),
+        ((1, 2, 45, 37), 2, (3, 3), dict(padding=(2, 1), dilation=(2, 1))),
     ],
 )
 @pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
@@ -821,6 +824,31 @@ def test_tap_sums_float32_is_within_1e5_of_float64(rng, threads):
         numba.set_num_threads(previous)
     assert got.dtype == np.float32
     assert_close(got, expected, np.float32)
+
+
+@pytest.mark.parametrize(
+    "algorithm, shape, c_out, kernel, kw",
+    [
+        ("tap_sums", (2, 3, 20, 70), 5, (7, 7), dict(stride=2, padding=3)),
+        ("tap_sums", (2, 3, 9, 50), 4, (3, 3), dict(padding=(1, 2))),
+        ("tap_sums", (3, 4, 90), 6, (5,), dict(stride=2, padding=1)),
+        ("polyphase", (2, 3, 10, 70), 4, (3, 3), dict(padding=(2, 3), dilation=2)),
+    ],
+)
+@pytest.mark.parametrize("mode", ["zeros", "reflect"])
+def test_vector_row_copies_in_float32_match_float64(rng, algorithm, shape, c_out, kernel, kw,
+                                                    mode):  # fmt: skip
+    """Rows of several 16-lane float32 vectors, at column stride 1 and 2, through the
+    masked-vector copies (kernels/plane_rows.py): all three ops against float64 direct."""
+    kw = dict(kw, padding_mode=mode)
+    x, w, b, gy = _random_layer(rng, shape, c_out, kernel, kw)
+    with _dispatch.forced("direct"):
+        expected = _all_three(x, w, b, gy, **kw)
+    with _dispatch.forced(algorithm):
+        got = _all_three(*(a.astype(np.float32) for a in (x, w, b, gy)), **kw)
+    for g, e in zip(got, expected, strict=True):
+        assert g.dtype == np.float32
+        assert_close(g, e, np.float32)
 
 
 def test_tap_sums_only_take_one_group_and_one_slice_deep():

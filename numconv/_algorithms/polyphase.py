@@ -34,6 +34,7 @@ import math
 
 import numpy as np
 
+from .. import _workspace
 from .._padding import extended_map, pad_adjoint_channels_last, source_indices
 from .._params import ConvPlan, kernel_array
 from .._workers import run_parts, thread_parts
@@ -66,14 +67,24 @@ def undilated(plan: ConvPlan) -> ConvPlan:
     )
 
 
-def _split(a5, maps, inner_spatial, plan: ConvPlan, dtype) -> np.ndarray:
-    """``a5`` read through the padding ``maps`` into stacked phases ``(P·N, C, *inner_spatial)``."""
+def _split(a5, maps, before_w: int, inner_spatial, plan: ConvPlan, dtype, slot: str) -> np.ndarray:
+    """``a5`` read through the padding ``maps`` (``before_w`` the padding before W) into
+    stacked phases ``(P·N, C, *inner_spatial)``, in scratch ``slot``.
+
+    Scratch, not a fresh array: the stacked phases of dilated3x3 are 7.4 MB,
+    whose fresh pages faulted on every call (weight gradient 4.6-5.0 ms
+    against 4.0-4.2 for its split, split and inner call timed alone).
+    """
     n, c = a5.shape[:2]
-    stacked = np.empty((_phase_count(plan), n, c, *inner_spatial), dtype=dtype)
+    stacked = _workspace.scratch(slot, (_phase_count(plan), n, c, *inner_spatial), dtype)
     a5 = kernel_array(a5, a5.shape, dtype)
     dilation = np.array(plan.dilation, dtype=np.int64)
+    src_d, src_h, src_w = maps
+    dw, width = plan.dilation[2], inner_spatial[2]
+    col_source = np.ascontiguousarray(src_w.reshape(width, dw).T)  # [rw, l]: src_w[rw + dw·l]
+    col_first = np.arange(dw, dtype=np.int64) - before_w
     run_parts(
-        lambda b: split_phases(a5, stacked, *maps, dilation, *b),
+        lambda b: split_phases(a5, stacked, src_d, src_h, col_source, col_first, dilation, *b),
         thread_parts(math.prod(stacked.shape[:3])),
     )
     return stacked.reshape(-1, c, *inner_spatial)
@@ -89,12 +100,12 @@ def _maps(sizes, pads, mode: str, plan: ConvPlan, inner_spatial):
 
 def _input_phases(plan: ConvPlan, inner: ConvPlan, x5, dtype) -> np.ndarray:
     maps = _maps(plan.spatial, plan.pads, plan.padding_mode, plan, inner.spatial)
-    return _split(x5, maps, inner.spatial, plan, dtype)
+    return _split(x5, maps, plan.pads[2][0], inner.spatial, plan, dtype, "polyphase.input")
 
 
 def _gradient_phases(plan: ConvPlan, inner: ConvPlan, gy5, dtype) -> np.ndarray:
     maps = _maps(plan.out, ((0, 0),) * 3, "zeros", plan, inner.out)
-    return _split(gy5, maps, inner.out, plan, dtype)
+    return _split(gy5, maps, 0, inner.out, plan, dtype, "polyphase.gradient")
 
 
 def _merge(phases5, plan: ConvPlan, shape, offset, dtype) -> np.ndarray:

@@ -25,19 +25,34 @@ import numpy as np
 from numba import njit
 
 from .._config import KERNEL_OPTIONS
+from .plane_rows import column_fixes, copy_row_columns, copy_row_vectors
 
 
 @njit(**KERNEL_OPTIONS)
-def split_phases(x, dst, src_d, src_h, src_w, dilation, lo, hi):  # pragma: no cover
-    """``dst[p, n, c, i, j, l] = x[n, c, src_d[rd + dd·i], src_h[rh + dh·j], src_w[rw + dw·l]]``.
+def split_phases(x, dst, src_d, src_h, col_source, col_first, dilation, lo, hi):  # pragma: no cover
+    """``dst[p, n, c, i, j, l] = x[n, c, src_d[rd + dd·i], src_h[rh + dh·j], col_source[rw, l]]``.
 
-    ``src_*`` are padding maps as in :mod:`numconv._padding`, extended with
-    ``-1`` (a zero) to ``d·P`` entries per axis: they pad the input, in any
-    mode, in the same pass. Planes ``(p, n, c)`` are numbered row-major;
-    the call writes planes ``lo`` to ``hi - 1``.
+    ``src_d`` and ``src_h`` are padding maps as in :mod:`numconv._padding`,
+    extended with ``-1`` (a zero) to ``d·P`` entries per axis;
+    ``col_source[rw, l]`` is W's map at ``rw + dw·l``, and ``col_first[rw]``
+    the input column it would read at ``l = 0`` were it inside the input
+    (``rw`` minus the left padding). They pad the input, in any mode, in the
+    same pass. Planes ``(p, n, c)`` are numbered row-major; the call writes
+    planes ``lo`` to ``hi - 1``.
+
+    Rows are copied in masked vectors where ``dw`` is 1 or 2
+    (:mod:`numconv.kernels.plane_rows`; the columns other padding modes map
+    elsewhere then one by one): one value at a time through the map they
+    took 0.73 ms a split on dilated3x3 (two threads).
     """
     batch, channels, depth, height, width = dst.shape[1:]
+    in_d, in_h, in_w = x.shape[2:]
     dd, dh, dw = dilation
+    x4 = x.reshape((x.shape[0], x.shape[1] * in_d, in_h, in_w))
+    flat = dst.reshape(dst.size)
+    fixes = column_fixes(col_source, col_first, dw, in_w)
+    rows = np.empty(height, dtype=np.int64)
+    plane = height * width
     for task in range(lo, hi):
         p = task // (batch * channels)
         n = (task // channels) % batch
@@ -45,18 +60,27 @@ def split_phases(x, dst, src_d, src_h, src_w, dilation, lo, hi):  # pragma: no c
         rd = p // (dh * dw)
         rh = (p // dw) % dh
         rw = p % dw
+        for j in range(height):
+            rows[j] = src_h[rh + dh * j]
         for i in range(depth):
             a = src_d[rd + dd * i]
-            for j in range(height):
-                b = src_h[rh + dh * j]
-                row = dst[p, n, c, i, j]
-                if a < 0 or b < 0:
-                    row[:] = 0
-                    continue
-                x_row = x[n, c, a, b]
-                for k in range(width):
-                    s = src_w[rw + dw * k]
-                    row[k] = x_row[s] if s >= 0 else 0
+            at = (task * depth + i) * plane
+            if a < 0:
+                flat[at : at + plane] = 0
+                continue
+            slice_ = c * in_d + a  # the input's (channel, depth) plane in x4
+            out = flat[at : at + plane]
+            if dw > 2:
+                copy_row_columns(x4, n, slice_, 0, height, rows, col_source[rw], range(width),
+                                 width, out)  # fmt: skip
+                continue
+            first_row = (n * x4.shape[1] + slice_) * in_h
+            copy_row_vectors(x4, first_row, 0, height, rows, col_first[rw], dw, in_w, width,
+                             flat, at)  # fmt: skip
+            count = fixes[rw, 0]
+            if count:
+                copy_row_columns(x4, n, slice_, 0, height, rows, col_source[rw],
+                                 fixes[rw, 1 : count + 1], width, out)  # fmt: skip
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
