@@ -253,6 +253,93 @@ def test_split_depthwise_only_takes_what_it_can():
     assert not _depthwise._split(_plan(x3, w3, dict(groups=3, padding=1, stride=(1, 2, 2))))
 
 
+# Zero padding, W stride 1 or 2, one deep: the row blocks (forward up to 64² planes,
+# input gradient; stride-1 layers that keep their width go to the masked kernels).
+ROWS_DEPTHWISE = [
+    ((2, 5, 8, 10), (3, 3), dict(stride=2, padding=1)),
+    ((3, 4, 9, 9), (5, 5), dict(stride=2, padding=2)),  # odd width
+    ((2, 3, 11, 13), (7, 7), dict(stride=2, padding=3)),  # the split planes' limit was 5
+    ((2, 3, 7, 6), (3, 2), dict(stride=(1, 2), padding=((1, 0), (0, 1)))),  # H stride 1
+    ((2, 3, 13, 7), (3, 3), dict(stride=(2, 1), padding=(2, 0))),  # W stride 1
+    ((2, 3, 11, 12), (4, 3), dict(stride=(3, 2), padding=(2, 1), dilation=(1, 2))),  # H stride 3
+    ((2, 3, 6, 12), (3, 3), dict(stride=2, padding=(0, 2), dilation=2)),  # every tap in one phase
+    ((1, 3, 5, 6), (2, 3), dict(stride=2, padding=((3, 2), (4, 0)))),  # padding past the window
+    ((3, 2, 14), (1,), dict(stride=2)),  # no tap reads the odd columns: zero gradient there
+    ((2, 3, 41), (5,), dict(stride=2, padding="same")),  # 1-d: several vectors a row
+    ((2, 3, 9, 40), (3, 3), dict()),  # stride 1, no padding (OW < W): not masked
+    ((2, 2, 3, 6, 8), (1, 3, 3), dict(stride=(1, 2, 2), padding=(0, 1, 1))),  # 3-d, one deep
+]
+
+
+def test_rows_depthwise_only_takes_what_it_can():
+    x, w = np.empty((1, 3, 8, 9)), np.empty((3, 1, 3, 3))
+    assert _depthwise._rows(_plan(x, w, dict(groups=3, padding=1, stride=2)), "forward")
+    assert _depthwise._rows(_plan(x, w, dict(groups=3, stride=(3, 1))), "forward")
+    assert not _depthwise._rows(_plan(x, w, dict(groups=3, padding=1, stride=3)), "forward")
+    reflect = dict(groups=3, padding=1, stride=2, padding_mode="reflect")
+    assert not _depthwise._rows(_plan(x, w, reflect), "forward")
+    x3, w3 = np.empty((1, 3, 4, 8, 8)), np.empty((3, 1, 3, 3, 3))
+    assert not _depthwise._rows(_plan(x3, w3, dict(groups=3, padding=1)), "forward")
+    assert not _depthwise._rows(
+        _plan(x3, w3[:, :, :1], dict(groups=3, stride=(2, 1, 1))), "forward"
+    )
+    # Past 64² planes only the input gradient of W stride 2 (the forward: split planes).
+    big = np.empty((1, 3, 65, 64))
+    assert not _depthwise._rows(_plan(big, w, dict(groups=3, padding=1, stride=2)), "forward")
+    assert _depthwise._rows(_plan(big, w, dict(groups=3, padding=1, stride=2)), "input_grad")
+    assert not _depthwise._rows(_plan(big, w, dict(groups=3, stride=1)), "input_grad")
+
+
+@pytest.mark.parametrize("band_bytes", [1, 300, 1 << 20])
+@pytest.mark.parametrize("shape, kernel, kw", ROWS_DEPTHWISE)
+def test_rows_depthwise_matches_the_direct_algorithm(rng, monkeypatch, shape, kernel, kw,
+                                                     band_bytes):  # fmt: skip
+    """Bands of one output row, of a few (the last band short), or whole planes."""
+    monkeypatch.setattr(_depthwise, "ROWS_BAND_BYTES", band_bytes)
+    channels = shape[1]
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((channels, 1, *kernel))
+    b = rng.standard_normal(channels)
+    kw = dict(kw, groups=channels)
+    plan = _plan(x, w, kw)
+    assert _depthwise._rows(plan, "forward") and not _depthwise._masked(plan)
+    gy = rng.standard_normal(getattr(F, f"conv{len(kernel)}d")(x, w, b, **kw).shape)
+    with _dispatch.forced("direct"):
+        expected = _all_three(x, w, b, gy, **kw)
+    got = _all_three(x, w, b, gy, **kw)
+    for g, e in zip(got, expected, strict=True):
+        assert_close(g, e, np.float64)
+
+
+@pytest.mark.parametrize("shape, kernel, kw", ROWS_DEPTHWISE[:3] + ROWS_DEPTHWISE[-3:])
+def test_rows_depthwise_float32_matches_float64(rng, shape, kernel, kw):
+    """16-lane vectors: rows of one, two or three vectors, masked stores at their ends."""
+    channels = shape[1]
+    x, gy = rng.standard_normal(shape), None
+    w = rng.standard_normal((channels, 1, *kernel))
+    b = rng.standard_normal(channels)
+    kw = dict(kw, groups=channels)
+    gy = rng.standard_normal(getattr(F, f"conv{len(kernel)}d")(x, w, b, **kw).shape)
+    with _dispatch.forced("direct"):
+        expected = _all_three(x, w, b, gy, **kw)
+    got = _all_three(*(a.astype(np.float32) for a in (x, w, b, gy)), **kw)
+    for g, e in zip(got, expected, strict=True):
+        assert g.dtype == np.float32
+        assert_close(g, e, np.float32)
+
+
+def test_rows_input_gradient_of_large_planes_matches_the_direct_algorithm(rng):
+    """Past 64² planes the input gradient of W stride 2 still runs as row blocks."""
+    x = rng.standard_normal((1, 2, 70, 66))
+    w = rng.standard_normal((2, 1, 3, 3))
+    kw = dict(groups=2, padding=1, stride=2)
+    assert _depthwise._rows(_plan(x, w, kw), "input_grad")
+    gy = rng.standard_normal((1, 2, 35, 33))
+    with _dispatch.forced("direct"):
+        expected = F.conv2d_input_grad(x.shape, w, gy, **kw)
+    assert_close(F.conv2d_input_grad(x.shape, w, gy, **kw), expected, np.float64)
+
+
 # The stacked depthwise paths: each one's predicate and its stack size's name.
 STACKED_PATHS = {
     "masked": (_depthwise._masked, "STACK_ELEMENTS"),
@@ -269,9 +356,14 @@ STACKED_PATHS = {
 def test_stacked_depthwise_matches_the_direct_algorithm(
     rng, monkeypatch, path, shape, kernel, kw, stack_elements
 ):
-    """One plane a stack, a few (the last stack short), or every plane of a channel."""
+    """One plane a stack, a few (the last stack short), or every plane of a channel.
+
+    The split planes' forward takes only planes past 64² by default (the row
+    blocks take the smaller ones); here it takes these small ones too.
+    """
     takes, stack_name = STACKED_PATHS[path]
     monkeypatch.setattr(_depthwise, stack_name, stack_elements)
+    monkeypatch.setattr(_depthwise, "ROWS_MAX_PLANE", 0)
     channels = shape[1]
     x = rng.standard_normal(shape)
     w = rng.standard_normal((channels, 1, *kernel))
@@ -286,17 +378,20 @@ def test_stacked_depthwise_matches_the_direct_algorithm(
         assert_close(g, e, np.float64)
 
 
-@pytest.mark.parametrize("path, stride", [("masked", 1), ("split", 2)])
+@pytest.mark.parametrize("path, stride", [("masked", 1), ("split", 2), ("rows", 2)])
 @pytest.mark.parametrize("kernel", [(3, 3), (5, 5)])
-def test_stacked_depthwise_keeps_row_ends_apart(path, stride, kernel):
+def test_stacked_depthwise_keeps_row_ends_apart(monkeypatch, path, stride, kernel):
     """Infs at row ends must not reach a neighbouring row's outputs (0 · inf is NaN)."""
+    if path == "split":
+        monkeypatch.setattr(_depthwise, "ROWS_MAX_PLANE", 0)
     x = np.ones((1, 2, 7, 8))
     x[:, :, 2, -1] = np.inf
     x[:, :, 4, 0] = -np.inf
     x[:, :, 5, -2] = np.inf
     w = np.ones((2, 1, *kernel))
     kw = dict(stride=stride, padding=kernel[0] // 2, groups=2)
-    assert STACKED_PATHS[path][0](_plan(x, w, kw))
+    takes = STACKED_PATHS[path][0] if path != "rows" else lambda p: _depthwise._rows(p, "forward")
+    assert takes(_plan(x, w, kw))
     with _dispatch.forced("direct"):
         expected = F.conv2d(x, w, **kw)
     got = F.conv2d(x, w, **kw)

@@ -132,18 +132,20 @@ import numpy as np
 import numconv.functional as F
 from numconv.kernels import depthwise as D
 from numconv.kernels import depthwise_masked as M
+from numconv.kernels import depthwise_rows as R
 from numconv.kernels import depthwise_split as S
-x = np.zeros((1, 2, 6, 6), np.float32)
 w = np.zeros((2, 1, 3, 3), np.float32)
-# the flat kernels, the masked ones, the split ones
-for mode, stride in (("circular", 1), ("zeros", 1), ("zeros", 2)):
+# the flat kernels, the masked ones, the row blocks and split ones (the split
+# forward takes planes past 64²)
+for mode, stride, size in (("circular", 1, 6), ("zeros", 1, 6), ("zeros", 2, 6), ("zeros", 2, 66)):
+    x = np.zeros((1, 2, size, size), np.float32)
     kw = dict(padding=1, stride=stride, groups=2, padding_mode=mode)
     y = F.conv2d(x, w, **kw)
     F.conv2d_input_grad(x.shape, w, y, **kw)
     F.conv2d_weight_grad(x, w.shape, y, **kw)
 KERNELS = (D.depthwise_forward_flat, D.depthwise_input_grad_flat,
            D.depthwise_weight_grad_flat, M.masked_forward, M.masked_weight_grad,
-           S.split_forward, S.split_input_grad, S.split_weight_grad)
+           R.rows_forward, R.rows_input_grad, S.split_forward, S.split_weight_grad)
 """
 
 
@@ -159,8 +161,9 @@ def test_depthwise_flat_plane_kernels_are_vectorised():
         "depthwise_weight_grad_flat",
         "masked_forward",
         "masked_weight_grad",
+        "rows_forward",
+        "rows_input_grad",
         "split_forward",
-        "split_input_grad",
         "split_weight_grad",
     }
     _assert_packed_fma(counts, names)

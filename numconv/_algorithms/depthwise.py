@@ -18,7 +18,13 @@ a row end. Zero-padded layers of stride 2 along W on an even width do the
 same on planes split into their even and odd columns
 (:mod:`numconv.kernels.depthwise_split`), one vectorised loop a plane where
 the phased copy went row by row: 2-3× faster on 14² and 28² planes
-(docs/performance.md §24).
+(docs/performance.md §24). The other zero-padded layers of W stride 1 or 2
+(:mod:`numconv.kernels.depthwise_rows`) copy each plane once into its W
+phases and sum blocks of output-row vectors over every tap in registers,
+forward and input gradient: 1.2-2.7× faster than the split or flat planes
+on planes up to 64², and the input gradient on larger ones too
+(docs/performance.md §37); the split planes keep the weight gradient and the
+forward of larger planes.
 """
 
 from __future__ import annotations
@@ -29,15 +35,18 @@ import math
 import numba
 import numpy as np
 
-from .._padding import source_indices
+from .._padding import extended_map, source_indices
 from .._params import ConvPlan
+from ..kernels import simd
 from ..kernels.depthwise import (
     depthwise_forward_flat,
     depthwise_input_grad_flat,
     depthwise_weight_grad_flat,
 )
 from ..kernels.depthwise_masked import masked_forward, masked_weight_grad
-from ..kernels.depthwise_split import split_forward, split_input_grad, split_weight_grad
+from ..kernels.depthwise_rows import BLOCK as BLOCK_SEGMENTS
+from ..kernels.depthwise_rows import rows_forward, rows_input_grad
+from ..kernels.depthwise_split import split_forward, split_weight_grad
 
 NAME = "depthwise"
 
@@ -183,6 +192,129 @@ def _masked_args(plan: ConvPlan, dtype, transposed: bool = False) -> tuple:
     return layout, per_stack, tuple(_buffers(length, dtype) for length in lengths)
 
 
+# Input planes (H·W values) up to which the row blocks take a forward: on
+# 8×96×112² (3×3, stride 2; 38 MB of input) they took 1.8 ms against the
+# split planes' 1.5, and 0.77 against 0.6 (stride 1, no padding); on 56²
+# planes they tied or won (docs/performance.md §37).
+ROWS_MAX_PLANE = 64 * 64
+
+
+def _rows(plan: ConvPlan, op: str) -> bool:
+    """Zero padding, W stride 1 or 2, a window one deep with no depth stride or padding,
+    where the row blocks measured faster than the flat or split planes.
+
+    Forwards up to :data:`ROWS_MAX_PLANE`; input gradients of any size at W
+    stride 2 (8×96×112²: 3.7 against 4.1 ms), else up to the same planes.
+    (Stride-1 layers that keep their width go to the masked kernels first.)
+    """
+    small = plan.spatial[1] * plan.spatial[2] <= ROWS_MAX_PLANE
+    return (
+        (small or (op == "input_grad" and plan.stride[2] == 2))
+        and plan.stride[2] in (1, 2)
+        and plan.stride[0] == 1
+        and plan.padding_mode == "zeros"
+        and plan.kernel[0] == 1
+        and plan.pads[0] == (0, 0)
+    )
+
+
+# Bytes of phase planes a band of output rows copies at once: in L1 with
+# room to spare for the input rows and the output.
+ROWS_BAND_BYTES = 16 << 10
+
+
+@functools.lru_cache(maxsize=64)
+def _rows_layout(plan: ConvPlan, itemsize: int, band_bytes: int) -> tuple:
+    """The row-block kernels' layout (see :mod:`numconv.kernels.depthwise_rows`) and the
+    per-thread buffer length, for values of ``itemsize`` bytes.
+
+    Cached: the arrays depend on the plan only, and the kernels never write them.
+    """
+    lanes = simd.VECTOR_BYTES // itemsize
+    _, kh, kw = plan.kernel
+    _, dh, dw = plan.dilation
+    _, sh, sw = plan.stride
+    _, oh, ow = plan.out
+    (pad_top, pad_bottom), (pad_left, _) = plan.pads[1], plan.pads[2]
+    reach = (kh - 1) * dh
+    rows = sh * (oh - 1) + reach + 1  # the padded rows the window reaches
+    row_source = extended_map(source_indices(plan.spatial[1], pad_top, pad_bottom, "zeros"), rows)
+    col_first = np.arange(sw, dtype=np.int64) - pad_left
+    b, e = np.indices((kh, kw)).reshape(2, -1)
+    phase, shift = (e * dw) % sw, (e * dw) // sw
+    width = ow + int(shift.max())
+    band_rows = max(1, min(oh, (band_bytes // (sw * width * itemsize) - reach - 1) // sh + 1))
+    band = sh * (band_rows - 1) + reach + 1
+    tap_off = np.ascontiguousarray(phase * band * width + b * dh * width + shift, dtype=np.int64)
+    o, v = np.indices((band_rows, -(-ow // lanes))).reshape(2, -1)
+    segments = tuple(
+        np.ascontiguousarray(a, dtype=np.int64)
+        for a in (sh * o * width + v * lanes, o * ow + v * lanes, np.minimum(lanes, ow - v * lanes))
+    )
+    layout = (row_source, col_first, sh, sw, reach, band_rows, width, *segments, tap_off)
+    return layout, sw * band * width + lanes
+
+
+@functools.lru_cache(maxsize=64)
+def _rows_grad_layout(plan: ConvPlan, itemsize: int) -> tuple:
+    """The row-block input gradient's layout (see
+    :func:`numconv.kernels.depthwise_rows.rows_input_grad`) and its buffer length.
+
+    Cached: the arrays depend on the plan only, and the kernel never writes them.
+    """
+    lanes = simd.VECTOR_BYTES // itemsize
+    _, kh_n, kw_n = plan.kernel
+    _, dh, dw = plan.dilation
+    _, sh, sw = plan.stride
+    _, height, width = plan.spatial
+    _, out_h, out_w = plan.out
+    pad_top, pad_left = plan.pads[1][0], plan.pads[2][0]
+    kh, kw = np.indices((kh_n, kw_n)).reshape(2, -1)
+    row_class, phase, shift = (kh * dh) % sh, (kw * dw) % sw, (kw * dw) // sw
+    # W phase P holds the input columns sw·j + P − pl for j_lo ≤ j < j_hi.
+    j_lo = [-(-(pad_left - p) // sw) for p in range(sw)]
+    j_hi = [-(-(width + pad_left - p) // sw) for p in range(sw)]
+    # The gy rows and columns any input position's windows reach, framing the copy.
+    h = np.arange(height)[:, None]
+    reach = (h + pad_top - kh[None, :] * dh) // sh
+    reached = reach[(h + pad_top) % sh == row_class[None, :]]
+    top = max(0, -int(reached.min(initial=0)))
+    rows = top + max(out_h, int(reached.max(initial=0)) + 1)
+    cols = [(j_lo[p] - shift[phase == p], j_hi[p] - 1 - shift[phase == p]) for p in range(sw)]
+    left = max([0] + [-int(lo.min()) for lo, _ in cols if lo.size])
+    grad_width = left + max([out_w] + [int(hi.max()) + 1 for _, hi in cols if hi.size])
+    grad_rows = extended_map(np.arange(out_h, dtype=np.int64), rows - top)
+    grad_rows = np.concatenate([np.full(top, -1, dtype=np.int64), grad_rows])
+    # Classes (row residue, W phase): their taps, then their segments in blocks of 8.
+    classes = [(r, p) for r in range(sh) for p in range(sw)]
+    order, bounds = [], [0]
+    for r, p in classes:
+        chosen = np.flatnonzero((row_class == r) & (phase == p))
+        order.extend(chosen)
+        bounds.append(len(order))
+    order = np.array(order, dtype=np.int64)
+    tap_off = -((kh[order] * dh - row_class[order]) // sh) * grad_width - shift[order]
+    segments = []
+    for k, (r, p) in enumerate(classes):
+        mine = []
+        for y in range(height):
+            if (y + pad_top) % sh != r:
+                continue
+            base_row = (y + pad_top - r) // sh + top
+            for j in range(j_lo[p], j_hi[p], lanes):
+                column = sw * j + p - pad_left
+                count = min(lanes, j_hi[p] - j)
+                mine.append((base_row * grad_width + j + left, y * width + column, count, k))
+        mine += mine[-1:] * (-len(mine) % BLOCK_SEGMENTS)
+        segments += mine
+    seg = np.array(segments, dtype=np.int64).reshape(-1, 4).T
+    layout = (
+        grad_rows, left, grad_width, sw, *(np.ascontiguousarray(a) for a in seg),
+        np.array(bounds, dtype=np.int64), order, np.ascontiguousarray(tap_off, dtype=np.int64),
+    )  # fmt: skip
+    return layout, rows * grad_width + lanes
+
+
 def _split(plan: ConvPlan) -> bool:
     """W stride 2 on an even width, H stride 1 or 2, zero padding, a window one deep.
 
@@ -214,8 +346,7 @@ def _split_layout(plan: ConvPlan, stack_elements: int) -> tuple:
     """The split kernels' layout (see :mod:`numconv.kernels.depthwise_split`).
 
     Returns ``(margin, pad_top, rows, region, pitch)``, the taps' ``offsets``
-    (C order), ``keep``, ``per_stack``, the input gradient's ``(lead, spread,
-    phase_offsets, order, phase_bounds)`` and the largest valid count.
+    (C order), ``keep``, ``per_stack`` and the largest valid count.
     Cached: the arrays depend on the plan only, and the kernels never write them.
     """
     _, kh, kw = plan.kernel
@@ -239,15 +370,8 @@ def _split_layout(plan: ConvPlan, stack_elements: int) -> tuple:
     offsets = np.ascontiguousarray(phase * region + within, dtype=np.int64)
     q_column = np.arange(count) % pitch
     keep = (q_column + shift[:kw, None] >= 0) & (q_column + shift[:kw, None] < half)
-    # The input gradient: taps grouped by phase, reading the masked gy copies.
-    order = np.argsort(phase, kind="stable")
-    phase_bounds = np.ascontiguousarray(np.searchsorted(phase[order], [0, 1, 2]), dtype=np.int64)
-    lead = int(within.max())
-    spread = lead + margin + per_stack * slot
-    phase_offsets = np.ascontiguousarray(e[order] * spread + lead - within[order], dtype=np.int64)
     layout = (margin, pad_top, rows, region, pitch)
-    by_phase = (lead, spread, phase_offsets, order, phase_bounds)
-    return layout, offsets, np.ascontiguousarray(keep), per_stack, by_phase, count
+    return layout, offsets, np.ascontiguousarray(keep), per_stack, count
 
 
 def _split_args(plan: ConvPlan):
@@ -256,12 +380,25 @@ def _split_args(plan: ConvPlan):
 
 def _zeroed_buffers(length: int, dtype) -> np.ndarray:
     """Like :func:`_buffers`, zeroed: for buffers whose padding slots the kernels never write."""
-    return np.zeros((numba.config.NUMBA_NUM_THREADS, length), dtype=dtype)
+    buffers = _buffers(length, dtype)
+    buffers.fill(0)
+    return buffers
 
 
 def _buffers(length: int, dtype) -> np.ndarray:
-    """One flat buffer per thread Numba may run (get_thread_id() is below this count)."""
-    return np.empty((numba.config.NUMBA_NUM_THREADS, length), dtype=dtype)
+    """One flat buffer per thread Numba may run (get_thread_id() is below this count).
+
+    Each starts on a cache line (64 bytes): with the allocator's 16-byte
+    alignment, a process whose buffers landed off a line ran every vector
+    load of a stacked plane across two lines, and dw3x3's masked forward
+    took 0.53 ms in such processes against 0.29 in the others.
+    """
+    itemsize = np.dtype(dtype).itemsize
+    row = -(-length * itemsize // 64) * 64 // itemsize
+    raw = np.empty(numba.config.NUMBA_NUM_THREADS * row * itemsize + 64, dtype=np.uint8)
+    start = -raw.ctypes.data % 64
+    flat = raw[start : start + numba.config.NUMBA_NUM_THREADS * row * itemsize].view(dtype)
+    return flat.reshape(numba.config.NUMBA_NUM_THREADS, row)
 
 
 def _tap_rows(w5: np.ndarray, dtype) -> np.ndarray:
@@ -281,8 +418,13 @@ def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
         masked_forward(_planes(x5, dtype), *layout, _tap_rows(w5, dtype), bias, y, per_stack,
                        *buffers)  # fmt: skip
         return y
+    if _rows(plan, "forward"):
+        layout, length = _rows_layout(plan, np.dtype(dtype).itemsize, ROWS_BAND_BYTES)
+        rows_forward(_planes(x5, dtype), *layout, _tap_rows(w5, dtype), bias, y,
+                     _zeroed_buffers(length, dtype))  # fmt: skip
+        return y
     if _split(plan):
-        layout, offsets, keep, per_stack, _, count = _split_args(plan)
+        layout, offsets, keep, per_stack, count = _split_args(plan)
         split_forward(_planes(x5, dtype), *layout, offsets, keep, _tap_rows(w5, dtype), bias, y,
                       per_stack, _zeroed_buffers(2 * layout[3], dtype),
                       _buffers(count, dtype))  # fmt: skip
@@ -302,13 +444,10 @@ def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
         masked_forward(_planes(gy5, dtype), *layout, turned, np.zeros(plan.in_channels, dtype),
                        gx, per_stack, *buffers)  # fmt: skip
         return gx
-    if _split(plan):
-        layout, _, keep, per_stack, by_phase, count = _split_args(plan)
-        lead, spread, phase_offsets, order, phase_bounds = by_phase
-        taps = np.ascontiguousarray(_tap_rows(w5, dtype)[:, order])
-        split_input_grad(_planes(gy5, dtype), *layout, keep, lead, spread, phase_offsets,
-                         phase_bounds, taps, gx, per_stack, _buffers(2 * layout[3], dtype),
-                         _zeroed_buffers(keep.shape[0] * spread + count, dtype))  # fmt: skip
+    if _rows(plan, "input_grad"):
+        layout, length = _rows_grad_layout(plan, np.dtype(dtype).itemsize)
+        rows_input_grad(_planes(gy5, dtype), *layout, _tap_rows(w5, dtype), gx,
+                        _zeroed_buffers(length, dtype))  # fmt: skip
         return gx
     layout, _, (order, phase_offsets, phase_bounds), scratch, rows = _flat_args(plan, dtype)
     taps = np.ascontiguousarray(_tap_rows(w5, dtype)[:, order])
@@ -327,7 +466,7 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
         # Summed over the stacks in a fixed order: deterministic at any thread count.
         return sums.sum(axis=1).reshape(plan.in_channels, 1, *plan.kernel)
     if _split(plan):
-        layout, offsets, keep, per_stack, _, count = _split_args(plan)
+        layout, offsets, keep, per_stack, count = _split_args(plan)
         stacks = -(-plan.batch * plan.spatial[0] // per_stack)
         sums = np.empty((plan.in_channels, stacks, math.prod(plan.kernel)), dtype=dtype)
         split_weight_grad(_planes(x5, dtype), *layout, offsets, keep, _planes(gy5, dtype), sums,

@@ -26,10 +26,13 @@ split rows (``pt`` zero rows, the plane's ``H``, zero rows up to a multiple of
 ``sh``), in both regions. Each region starts with ``margin`` zeros so that a
 negative shift stays in bounds. The split-plane buffers are allocated zeroed
 per call and the kernels write only the planes' rows, so the padding rows
-stay zero (the input gradient's buffer is written whole, so it is not).
+stay zero.
 
 Only windows one deep with no depth padding: each depth slice of a 3-d input
-is a plane of its own.
+is a plane of its own. The row blocks (:mod:`numconv.kernels.depthwise_rows`)
+took these layers' input gradients and the forwards of planes up to 64²
+(docs/performance.md §37); the weight gradient and the forward of larger
+planes stay here.
 """
 
 from __future__ import annotations
@@ -39,7 +42,6 @@ import numpy as np
 from numba import njit, prange
 
 from .._config import KERNEL_OPTIONS, REDUCTION_OPTIONS
-from .depthwise import _flat_correlate
 from .depthwise_masked import _masked_correlate, _masked_dots, _stack_range
 
 
@@ -66,24 +68,6 @@ def _split_stack(src, c, first, last, buf, margin, pad_top, rows, region):  # pr
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _merge_stack(buf, dst, c, first, last, margin, pad_top, rows, region):  # pragma: no cover
-    """Adjoint of :func:`_split_stack`: each plane's rows back from the two regions."""
-    _, _, d_n, h_n, w_n = dst.shape
-    half = w_n // 2
-    size = h_n * half
-    for j in range(last - first):
-        n = (first + j) // d_n
-        d = (first + j) % d_n
-        plane = dst[n, c, d].reshape(h_n * w_n)
-        even = np.uint64(margin + (j * rows + pad_top) * half)
-        odd = even + np.uint64(region)
-        for i in range(size):
-            u = np.uint64(i)
-            plane[2 * u] = buf[even + u]
-            plane[2 * u + 1] = buf[odd + u]
-
-
-@njit(inline="always", **KERNEL_OPTIONS)
 def _place_outputs(g, c, first, last, buf, slot, pitch):  # pragma: no cover
     """buf[j·slot + oh·pitch + ow] = g[plane j, oh, ow]; the junk slots between are untouched."""
     _, _, d_n, oh_n, ow_n = g.shape
@@ -95,22 +79,6 @@ def _place_outputs(g, c, first, last, buf, slot, pitch):  # pragma: no cover
             g_row = g[n, c, d, oh]
             for ow in range(ow_n):
                 buf[start + np.uint64(ow)] = g_row[np.uint64(ow)]
-
-
-@njit(inline="always", **KERNEL_OPTIONS)
-def _masked_copies(placed, count, keep, copies, lead, spread):  # pragma: no cover
-    """copies[e·spread + lead + q] = placed[q] where keep[e, q], else 0, for q < count.
-
-    One flat loop per window column over the placed output gradient, rather
-    than placing it row by row once per column.
-    """
-    zero = placed.dtype.type(0)
-    for e in range(keep.shape[0]):
-        column = keep[e]
-        start = np.uint64(e * spread + lead)
-        for i in range(count):
-            q = np.uint64(i)
-            copies[start + q] = placed[q] if column[q] else zero
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -156,46 +124,6 @@ def split_forward(src, margin, pad_top, rows, region, pitch, offsets, keep, taps
         # Width 0: these reads are not stride-1 rows, so never the wide-row path.
         _masked_correlate(buf, result, offsets, keep, taps[c], bias[c], count, kw, 0, 0)
         _take_outputs(result, dst, c, first, last, slot, pitch)
-
-
-@njit(parallel=True, **KERNEL_OPTIONS)
-def split_input_grad(gy, margin, pad_top, rows, region, pitch, keep, lead, spread,
-                     phase_offsets, phase_bounds, taps, gx, per_stack, buffers,
-                     placed):  # fmt: skip  # pragma: no cover
-    """gx = the adjoint of :func:`split_forward` (without the bias).
-
-    Output slot ``q`` reads region ``P`` at ``q + within_t`` through the taps
-    of phase ``P`` only, so ``region_P[v] = Σ_t taps[t] · G_e(t)[v − within_t]``
-    over those taps, where ``G_e`` is gy at its flat slots with zero wherever
-    ``keep[e]`` is false or the slot is junk. ``placed[thread]`` holds the
-    ``G_e`` one after another, ``spread`` values apart, each ``lead`` in, then
-    gy at its flat slots (``count_max`` values) from which they are made; the
-    taps come grouped by phase (``phase_bounds``), ``phase_offsets[t] =
-    e·spread + lead − within_t``. Each region is then a flat correlation.
-    """
-    n_batch, c_n, d_n, _, w_n = gx.shape
-    oh_n, ow_n = gy.shape[3], gy.shape[4]
-    slot = rows * (w_n // 2)
-    kw = keep.shape[0]
-    planes = n_batch * d_n
-    stacks = -(-planes // per_stack)
-    for item in prange(c_n * stacks):
-        c, first, last = _stack_range(item, stacks, planes, per_stack)
-        thread = numba.get_thread_id()
-        buf, g = buffers[thread], placed[thread]
-        plain = g[kw * spread :]  # gy at its flat slots, zero in the junk ones
-        _place_outputs(gy, c, first, last, plain, slot, pitch)
-        count = _valid_count(last - first, slot, pitch, oh_n, ow_n)
-        _masked_copies(plain, count, keep, g, lead, spread)
-        extent = margin + (last - first) * slot
-        for phase in range(2):
-            lo, hi = phase_bounds[phase], phase_bounds[phase + 1]
-            target = buf[phase * region : phase * region + extent]
-            if lo == hi:  # no tap reads this phase (a 1-wide window)
-                target[:] = 0
-                continue
-            _flat_correlate(g, target, phase_offsets[lo:hi], taps[c, lo:hi], extent)
-        _merge_stack(buf, gx, c, first, last, margin, pad_top, rows, region)
 
 
 @njit(parallel=True, **REDUCTION_OPTIONS)
