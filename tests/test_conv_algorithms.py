@@ -264,8 +264,8 @@ ROWS_DEPTHWISE = [
     ((2, 3, 11, 12), (4, 3), dict(stride=(3, 2), padding=(2, 1), dilation=(1, 2))),  # H stride 3
     ((2, 3, 6, 12), (3, 3), dict(stride=2, padding=(0, 2), dilation=2)),  # every tap in one phase
     ((1, 3, 5, 6), (2, 3), dict(stride=2, padding=((3, 2), (4, 0)))),  # padding past the window
-    ((3, 2, 14), (1,), dict(stride=2)),  # no tap reads the odd columns: zero gradient there
-    ((2, 3, 41), (5,), dict(stride=2, padding="same")),  # 1-d: several vectors a row
+    ((3, 2, 3, 14), (1, 1), dict(stride=2)),  # no tap reads the odd columns: zero gradient
+    ((2, 3, 2, 41), (1, 5), dict(stride=2, padding=(0, 2))),  # two rows of several vectors
     ((2, 3, 9, 40), (3, 3), dict()),  # stride 1, no padding (OW < W): not masked
     ((2, 2, 3, 6, 8), (1, 3, 3), dict(stride=(1, 2, 2), padding=(0, 1, 1))),  # 3-d, one deep
 ]
@@ -288,6 +288,8 @@ def test_rows_depthwise_only_takes_what_it_can():
     assert not _depthwise._rows(_plan(big, w, dict(groups=3, padding=1, stride=2)), "forward")
     assert _depthwise._rows(_plan(big, w, dict(groups=3, padding=1, stride=2)), "input_grad")
     assert not _depthwise._rows(_plan(big, w, dict(groups=3, stride=1)), "input_grad")
+    x1, w1 = np.empty((1, 3, 40)), np.empty((3, 1, 3))  # 1-d: the flat planes
+    assert not _depthwise._rows(_plan(x1, w1, dict(groups=3, stride=2)), "input_grad")
 
 
 @pytest.mark.parametrize("band_bytes", [1, 300, 1 << 20])
