@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _aligned
 from ._params import kernel_array
 from .kernels.padding import pad_planes
 
@@ -52,7 +53,7 @@ def _pad_spatial(a: np.ndarray, axes, pads, mode: str, dtype) -> np.ndarray:
         for axis, (b, after) in zip(axes, pads, strict=True):
             interior[axis] = slice(b, b + a.shape[axis])
             shape[axis] += b + after
-        out = np.zeros(shape, dtype=dtype)
+        out = _aligned.zeros(shape, dtype=dtype)
         out[tuple(interior)] = a
         return out
     for axis, (b, after) in zip(axes, pads, strict=True):
@@ -76,7 +77,7 @@ def pad_channels_first(x5: np.ndarray, pads, mode: str, dtype) -> np.ndarray:
     # One pass, each value written once: np.zeros and a strided copy wrote
     # the padded array twice (docs/performance.md §27).
     shape = (*x5.shape[:2], *(n + b + a for n, (b, a) in zip(x5.shape[2:], pads, strict=True)))
-    out = np.empty(shape, dtype=dtype)
+    out = _aligned.empty(shape, dtype=dtype)
     place_planes(x5, out, (0, pads[0][0], pads[1][0], pads[2][0]), dtype)
     return out
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _aligned
+
 # Internally every op runs in three spatial dimensions; 1-d and 2-d problems
 # get size-1 leading spatial dims, so one kernel family serves all ranks.
 KERNEL_RANK = 3
@@ -54,7 +56,7 @@ def kernel_array(a: np.ndarray, shape, dtype) -> np.ndarray:
     flags = view.flags  # one flags object: each .flags access builds a new one
     if view.dtype == dtype and flags.c_contiguous and flags.writeable:
         return view
-    return np.array(view, dtype=dtype, order="C")
+    return _aligned.copy(view, dtype)
 
 
 def to_caller(a: np.ndarray, shape, dtype) -> np.ndarray:

@@ -27,6 +27,7 @@ import dataclasses
 
 import numpy as np
 
+from .. import _aligned
 from .._padding import pad_adjoint_channels_last, pad_channels_first
 from .._params import ConvPlan
 from .common import select_inner
@@ -76,7 +77,7 @@ def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
     inner = one_deep(plan)
     algorithm = select_inner("input_grad", inner, dtype)
     depth = plan.padded[0]
-    gxp = np.zeros((plan.batch, plan.in_channels, depth, *plan.spatial[1:]), dtype=dtype)
+    gxp = _aligned.zeros((plan.batch, plan.in_channels, depth, *plan.spatial[1:]), dtype=dtype)
     for a in range(plan.kernel[0]):
         gxp[:, :, _depths(plan, a)] += algorithm.input_grad(inner, w5[:, :, a : a + 1], gy5, dtype)
     return pad_adjoint_channels_last(
@@ -88,7 +89,7 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
     inner = one_deep(plan)
     algorithm = select_inner("weight_grad", inner, dtype)
     xp = pad_channels_first(x5, _depth_padding(plan), plan.padding_mode, dtype)
-    gw = np.empty(plan.weight5, dtype=dtype)
+    gw = _aligned.empty(plan.weight5, dtype=dtype)
     for a in range(plan.kernel[0]):
         gw[:, :, a : a + 1] = algorithm.weight_grad(inner, xp[:, :, _depths(plan, a)], gy5, dtype)
     return gw

@@ -36,7 +36,7 @@ import math
 import numba
 import numpy as np
 
-from .. import _workspace
+from .. import _aligned, _workspace
 from .._padding import pad_adjoint_channels_last, pad_channels_last
 from .._params import ConvPlan
 from .._workers import run_parts, split_range, thread_parts
@@ -90,7 +90,7 @@ def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
     wm = _weight_matrices(w5, plan.groups, dtype)
     groups, taps_cgi, cgo = wm.shape
     ow = plan.out[2]
-    y = np.empty((plan.batch, *plan.out, plan.out_channels), dtype=dtype)
+    y = _aligned.empty((plan.batch, *plan.out, plan.out_channels), dtype=dtype)
     y2 = y.reshape(-1, plan.out_channels)
     tile_rows = _tile_rows(plan, dtype, x5.size)
 
@@ -129,7 +129,7 @@ def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
     per_image = plan.out[0] * plan.out[1]
     shared = plan.batch >= threads
     parts = split_range(_total_rows(plan), threads, per_image if shared else 1)
-    gxp = np.zeros(shape, dtype=dtype)
+    gxp = _aligned.zeros(shape, dtype=dtype)
 
     def part(bounds):
         own = shared or bounds[0] == 0
@@ -158,7 +158,7 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
     tile_rows = _tile_rows(plan, dtype, x5.size)
 
     def part(bounds):  # every output row feeds every weight: one partial sum per part
-        gw = np.zeros((groups, taps_cgi, cgo), dtype=dtype)
+        gw = _aligned.zeros((groups, taps_cgi, cgo), dtype=dtype)
         product = _workspace.scratch("gemm.product", (taps_cgi, cgo), dtype)
         scratch = _workspace.scratch("gemm.columns", (tile_rows * ow, taps_cgi), dtype)
         for row0, rows in _tiles(*bounds, tile_rows):

@@ -33,7 +33,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from .. import _workspace
+from .. import _aligned, _workspace
 from .._padding import extended_map, pad_adjoint_channels_last, source_indices
 from .._params import ConvPlan, kernel_array
 from .._workers import run_parts, split_range
@@ -66,7 +66,7 @@ def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
     x4 = _rows_array(x5, plan.batch, plan.in_channels, plan.spatial, dtype)
     weights, biases = tap_rows_operands(plan, w5, bias, dtype)
     out_d, out_h, out_w = plan.out
-    y = np.empty((plan.batch, plan.out_channels, out_d * out_h, out_w), dtype=dtype)
+    y = _aligned.empty((plan.batch, plan.out_channels, out_d * out_h, out_w), dtype=dtype)
     run_parts(
         lambda bounds: _sums(x4, weights, biases, y, layout, layout.row_target, 1, 0, bounds),
         layout.parts,
@@ -104,7 +104,7 @@ def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
         fill = _workspace.zeroed if layout.gaps else _workspace.scratch
         gx = fill("phase_sums.padded_gradient", shape, dtype)
     else:
-        gx = (np.zeros if layout.gaps else np.empty)(shape, dtype=dtype)
+        gx = (_aligned.zeros if layout.gaps else _aligned.empty)(shape, dtype=dtype)
 
     def part(index):
         for residue, weights, biases in operands:
@@ -135,7 +135,7 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
     gy4 = _rows_array(gy5, plan.batch, plan.out_channels, plan.out, dtype)
 
     def part(bounds):
-        sums = np.zeros((plan.out_channels, layout.tap_row.shape[0]), dtype=np.float64)
+        sums = _aligned.zeros((plan.out_channels, layout.tap_row.shape[0]), dtype=np.float64)
         probe = weight_grad_phase_sums(
             x4, gy4, layout.row_source, layout.col_source, layout.col_first, layout.col_stride,
             layout.tap_plane, layout.tap_row, layout.tap_col, layout.row_target,

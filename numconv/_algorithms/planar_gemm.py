@@ -31,7 +31,7 @@ import math
 import numba
 import numpy as np
 
-from .. import _workspace
+from .. import _aligned, _workspace
 from .._padding import pad_adjoint_channels_last, pad_channels_first
 from .._params import ConvPlan
 from .._workers import run_parts, split_range
@@ -127,7 +127,7 @@ def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
     xp = pad_channels_first(x5, plan.pads, plan.padding_mode, dtype)
     wm = _weight_matrices(w5, plan.groups, dtype)
     groups, cgo, depth = wm.shape
-    y = np.empty((plan.batch, plan.out_channels, math.prod(plan.out)), dtype=dtype)
+    y = _aligned.empty((plan.batch, plan.out_channels, math.prod(plan.out)), dtype=dtype)
     y4 = y.reshape(plan.batch, groups, cgo, -1)
     column_bias = None if bias is None else np.asarray(bias, dtype=dtype).reshape(groups, cgo, 1)
     tiles = _tiles(plan, dtype, x5.size)
@@ -159,7 +159,7 @@ def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
     # otherwise each part adds into its own, summed in part order afterwards.
     shared = plan.batch >= numba.get_num_threads()
     parts = _parts(tiles, whole_images=shared)
-    gxp = np.zeros(shape, dtype=dtype)
+    gxp = _aligned.zeros(shape, dtype=dtype)
 
     def part(items):
         own = shared or items is parts[0]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .. import _aligned
 from .._params import ConvPlan
 from .._workers import run_parts, split_range
 
@@ -58,7 +59,7 @@ def _matrix(w5: np.ndarray, dtype) -> np.ndarray:
 def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
     x3 = _subsampled(plan, x5, dtype)
     wm = _matrix(w5, dtype)
-    y3 = np.empty((plan.batch, plan.out_channels, x3.shape[2]), dtype=dtype)
+    y3 = _aligned.empty((plan.batch, plan.out_channels, x3.shape[2]), dtype=dtype)
     column_bias = None if bias is None else np.asarray(bias, dtype=dtype)[:, None]
 
     def part(share):
@@ -77,7 +78,7 @@ def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
     wm_t = _matrix(w5, dtype).T
     # With a stride, the products land on a compact array first and are then
     # spread onto every stride-th position of a zero gradient.
-    gx3 = np.empty((plan.batch, plan.in_channels, gy3.shape[2]), dtype=dtype)
+    gx3 = _aligned.empty((plan.batch, plan.in_channels, gy3.shape[2]), dtype=dtype)
 
     def part(share):
         images, columns = share
@@ -88,7 +89,7 @@ def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
     compact = gx3.reshape(plan.batch, plan.in_channels, *plan.out)
     if plan.stride == (1, 1, 1):
         return compact
-    gx5 = np.zeros((plan.batch, plan.in_channels, *plan.spatial), dtype=dtype)
+    gx5 = _aligned.zeros((plan.batch, plan.in_channels, *plan.spatial), dtype=dtype)
     d, h, w = plan.stride
     gx5[:, :, ::d, ::h, ::w] = compact
     return gx5
@@ -107,7 +108,7 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
 
     def part(share):  # every position feeds every weight: one partial sum per part
         images, columns = share
-        total, product = np.zeros(shape, dtype=dtype), np.empty(shape, dtype=dtype)
+        total, product = _aligned.zeros(shape, dtype=dtype), _aligned.empty(shape, dtype=dtype)
         for n in images:
             np.matmul(left[n, :, columns], right[n, :, columns].T, out=product)
             total += product

@@ -34,7 +34,7 @@ import math
 
 import numpy as np
 
-from .. import _workspace
+from .. import _aligned, _workspace
 from .._padding import extended_map, pad_adjoint_channels_last, source_indices
 from .._params import ConvPlan, kernel_array
 from .._workers import run_parts, thread_parts
@@ -110,7 +110,7 @@ def _gradient_phases(plan: ConvPlan, inner: ConvPlan, gy5, dtype) -> np.ndarray:
 
 def _merge(phases5, plan: ConvPlan, shape, offset, dtype) -> np.ndarray:
     """Stacked phases ``(P·N, C, ...)`` back onto one grid of ``shape`` (``(N, C, D, H, W)``)."""
-    out = np.empty(shape, dtype=dtype)
+    out = _aligned.empty(shape, dtype=dtype)
     stacked = phases5.reshape(_phase_count(plan), plan.batch, *phases5.shape[1:])
     dilation = np.array(plan.dilation, dtype=np.int64)
     offset = np.array(offset, dtype=np.int64)

@@ -30,6 +30,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from .. import _aligned
 from .._padding import extended_map, source_indices
 from .._params import ConvPlan, kernel_array
 from .._workers import run_parts, split_range
@@ -63,7 +64,7 @@ def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
     layout = _layout(plan, numba.get_num_threads(), TASK_POSITIONS)
     x4 = kernel_array(x5, (plan.batch, plan.in_channels, *plan.spatial[1:]), dtype)
     weights, biases = tap_rows_operands(plan, w5, bias, dtype)
-    y = np.empty((plan.batch, plan.out_channels, *plan.out[1:]), dtype=dtype)
+    y = _aligned.empty((plan.batch, plan.out_channels, *plan.out[1:]), dtype=dtype)
     run_parts(
         lambda bounds: forward_sums(
             x4, weights[0], biases, y, layout.row_source, layout.col_map, layout.col_first,
@@ -84,7 +85,7 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
     gy4 = kernel_array(gy5, (plan.batch, plan.out_channels, *plan.out[1:]), dtype)
 
     def part(bounds):
-        sums = np.zeros((plan.out_channels, len(layout.taps[0])), dtype=np.float64)
+        sums = _aligned.zeros((plan.out_channels, len(layout.taps[0])), dtype=np.float64)
         weight_grad_sums(
             x4, gy4, layout.row_source, layout.col_map, layout.col_first, plan.stride[2],
             *layout.taps, *layout.chunks, *bounds, sums,

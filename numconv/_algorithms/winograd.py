@@ -46,7 +46,7 @@ from collections.abc import Callable
 import numba
 import numpy as np
 
-from .. import _workspace
+from .. import _aligned, _workspace
 from .._padding import pad_adjoint_channels_last, place_planes, source_indices
 from .._params import ConvPlan, kernel_array
 from .._workers import run_parts, thread_parts
@@ -173,7 +173,7 @@ def _filter_transform(w5, tiling: Tiling, dtype, flip: bool = False) -> np.ndarr
     k, c = w5.shape[:2]
     taps = np.ascontiguousarray(w5, dtype=dtype).reshape(k * c, 9)
     g = tiling.g.astype(dtype)
-    u = np.empty((tiling.positions, k * c), dtype=dtype)
+    u = _aligned.empty((tiling.positions, k * c), dtype=dtype)
     run_parts(lambda b: transform_filters(taps, g, flip, u, *b), thread_parts(k * c))
     return u.reshape(tiling.positions, k, c)
 
@@ -184,7 +184,7 @@ def _filter_transform_adjoint(du, tiling: Tiling, dtype) -> np.ndarray:
     _, k, c = du.shape
     du = np.ascontiguousarray(du).reshape(tiling.positions, k * c)
     g = tiling.g.astype(dtype)
-    gw = np.empty((k * c, 9), dtype=dtype)
+    gw = _aligned.empty((k * c, 9), dtype=dtype)
     run_parts(lambda b: transform_filters_adjoint(du, g, gw, *b), thread_parts(k * c))
     return gw
 
@@ -253,7 +253,11 @@ def _convolve(src, u, bias, tiles_hw, tiling: Tiling, dtype, size) -> np.ndarray
     input_tiles, output_tiles = tiling.input_tiles, tiling.output_tiles
     shape = (n, k, d, m * tiles_h, m * tiles_w)
     whole = shape[3:] == tuple(size)
-    dst = np.empty(shape, dtype) if whole else _workspace.scratch("winograd.output", shape, dtype)
+    dst = (
+        _aligned.empty(shape, dtype)
+        if whole
+        else _workspace.scratch("winograd.output", shape, dtype)
+    )
     bias = np.zeros(k, dtype) if bias is None else np.ascontiguousarray(bias, dtype=dtype)
     total_rows = n * d * tiles_h
     chunk = _chunk_rows(c, k, tiles_w, tiling, dtype)
@@ -344,7 +348,7 @@ def weight_grad_tiled(tiling: Tiling, plan: ConvPlan, x5, gy5, dtype) -> np.ndar
             input_tiles(src, v, lo, hi - lo, tiles_h, lo * tiles_w)
             gradient_tiles(gy, dm, lo, hi - lo, tiles_h, lo * tiles_w)
 
-        du = np.empty((positions, k, c // groups), dtype=dtype)
+        du = _aligned.empty((positions, k, c // groups), dtype=dtype)
         run_parts(transform, thread_parts(total_rows))
         run_parts(
             lambda b: np.matmul(
@@ -358,8 +362,8 @@ def weight_grad_tiled(tiling: Tiling, plan: ConvPlan, x5, gy5, dtype) -> np.ndar
 
     def part(bounds):  # every tile feeds every filter: one partial dU per part
         lo, hi = bounds
-        du = np.empty((positions, k, c // groups), dtype=dtype)
-        product = np.empty_like(du)
+        du = _aligned.empty((positions, k, c // groups), dtype=dtype)
+        product = _aligned.empty(du.shape, du.dtype)
         views = _chunk_buffers(c, k, chunk, tiles_w, positions, dtype)
         for row0 in range(lo, hi, chunk):
             rows = min(chunk, hi - row0)

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _workspace
+from .. import _aligned, _workspace
 from .._padding import place_planes
 from .._params import ConvPlan
 from .._workers import run_parts, thread_parts
@@ -135,7 +135,11 @@ def _convolve(src, u, bias, tiles_hw, tiling, dtype, size) -> np.ndarray:
     m, positions = tiling.size, tiling.positions
     shape = (n, k, depth, m * tiles_h, m * tiles_w)
     whole = shape[3:] == tuple(size)
-    dst = np.empty(shape, dtype) if whole else _workspace.scratch("winograd3d.output", shape, dtype)
+    dst = (
+        _aligned.empty(shape, dtype)
+        if whole
+        else _workspace.scratch("winograd3d.output", shape, dtype)
+    )
     bias = np.zeros(k, dtype) if bias is None else np.ascontiguousarray(bias, dtype=dtype)
     plane_bytes = positions * c * tiles * np.dtype(dtype).itemsize
     length = _chunk_planes(plane_bytes, kernel_depth)
@@ -208,8 +212,8 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
     length = _chunk_planes(plane_bytes, kernel_depth)
 
     def part(bounds):  # every tile feeds every filter: one partial dU per part
-        du = np.empty((positions, k, kernel_depth, c), dtype=dtype)
-        product = np.empty((positions, k, c), dtype=dtype)
+        du = _aligned.empty((positions, k, kernel_depth, c), dtype=dtype)
+        product = _aligned.empty((positions, k, c), dtype=dtype)
         started = False
         for image, first, count in _chunks(*bounds, depth, length):
             planes_in = count + kernel_depth - 1

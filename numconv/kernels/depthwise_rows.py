@@ -14,9 +14,15 @@ registers (8 loads and 8 FMAs a tap), then stores each segment's valid
 lanes. Lanes past a row's end read the next row or phase (or the zeroed
 slack at the buffer's end); their sums are never stored.
 
+:func:`rows_input_grad` gathers rather than scatters: input row ``h``'s
+columns of W phase ``P`` receive the taps of phase ``P`` whose rows
+``kh·dh`` share ``h + pt``'s residue mod ``sh``, each a fixed offset into a
+copy of the ``gy`` plane framed by zeros, summed in the same blocks of 8
+segments and stored to every ``sw``-th column.
+
 Unlike :mod:`numconv.kernels.depthwise_split`, the rows of a stride-2 layer
 are not computed and dropped (no junk half), and no tap needs a mask: the
-phase planes hold their zeros.
+phase planes hold their zeros (docs/performance.md §37).
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ BLOCK = 8  # segments a register block sums at once
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _phase_planes(x, plane, r0, rows, row_source, col_first, stride, band, width, buf):
+def _phase_planes(
+    x, plane, r0, rows, row_source, col_first, stride, band, width, buf
+):  # fmt: skip  # pragma: no cover
     """``buf[(P·band + i)·width + j]`` = input plane ``plane``'s row ``row_source[r0 + i]``,
     column ``col_first[P] + stride·j``, for ``i < rows``; zeros outside the input."""
     height, in_w = x.shape[-2], x.shape[-1]
