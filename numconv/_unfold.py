@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _aligned
 from ._params import (
     KERNEL_RANK,
     as_float_array,
@@ -176,7 +177,7 @@ def unfold(x, kernel_size, dilation=1, padding=0, stride=1):
     plan = plan_unfold(x.shape, kernel_size, dilation, padding, stride)
     compute, result = result_dtypes(x)
     planes = plan.batch * plan.channels
-    cols = np.empty((planes, math.prod(plan.kernel), math.prod(plan.out)), dtype=compute)
+    cols = _aligned.empty((planes, math.prod(plan.kernel), math.prod(plan.out)), dtype=compute)
     if planes:
         unfold_planes(kernel_array(x, (planes, *plan.spatial), compute), cols, *plan.kernel_args)
     return cols.reshape(plan.columns_shape).astype(result, copy=False)
@@ -219,7 +220,7 @@ def fold(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
     plan = plan_fold(cols.shape, output_size, kernel_size, dilation, padding, stride)
     compute, result = result_dtypes(cols)
     planes = plan.batch * plan.channels
-    image = np.empty((planes, *plan.spatial), dtype=compute)  # zeroed by the kernel
+    image = _aligned.empty((planes, *plan.spatial), dtype=compute)  # zeroed by the kernel
     if planes:
         columns = kernel_array(cols, (planes, math.prod(plan.kernel), math.prod(plan.out)), compute)
         fold_planes(columns, image, *plan.kernel_args)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _aligned
 from .._params import as_float_array, check_bool, check_int, result_dtypes
 from ..kernels.pool import plane_mean, plane_mean_backward, window_mean, window_mean_backward
 from .common import SHAPES, as_planes, as_rows, check_grad_output, finish, public
@@ -13,7 +14,7 @@ from .windows import Windows, adaptive_windows, average_divisor, counts, regular
 
 def window_means(plan: PlaneMap, windows: Windows, x: np.ndarray, divisor, dtype):
     """Each window's sum divided by its divisor, as ``(planes, *out)``."""
-    y = np.empty((plan.planes, *plan.out), dtype=dtype)
+    y = _aligned.empty((plan.planes, *plan.out), dtype=dtype)
     x_planes = as_planes(x, plan.planes, plan.spatial, dtype)
     window_mean(x_planes, y, *windows.bounds_args, divisor, *windows.inner_w)
     return y
@@ -21,7 +22,7 @@ def window_means(plan: PlaneMap, windows: Windows, x: np.ndarray, divisor, dtype
 
 def window_means_backward(plan: PlaneMap, windows: Windows, grad_output, divisor, dtype):
     """Adjoint of :func:`window_means`, as ``(planes, *spatial)``."""
-    grad_input = np.empty((plan.planes, *plan.spatial), dtype=dtype)  # zeroed by the kernel
+    grad_input = _aligned.empty((plan.planes, *plan.spatial), dtype=dtype)  # zeroed by the kernel
     gy = as_planes(grad_output, plan.planes, plan.out, dtype)
     window_mean_backward(gy, grad_input, *windows.bounds_args, divisor, *windows.inner_w)
     return grad_input
@@ -158,13 +159,13 @@ def _make(nd: int):
 
 
 def _global_mean(plan: PlaneMap, x, dtype):
-    y = np.empty(plan.planes, dtype=dtype)
+    y = _aligned.empty(plan.planes, dtype=dtype)
     plane_mean(as_rows(x, plan.planes, dtype), y)
     return y
 
 
 def _global_mean_backward(plan: PlaneMap, grad_output, dtype):
-    grad_input = np.empty((plan.planes, int(np.prod(plan.spatial))), dtype=dtype)
+    grad_input = _aligned.empty((plan.planes, int(np.prod(plan.spatial))), dtype=dtype)
     plane_mean_backward(as_planes(grad_output, plan.planes, (), dtype), grad_input)
     return grad_input
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _aligned
 from .._params import as_float_array, check_bool, result_dtypes
 from ..kernels.pool import scatter, window_max
 from .common import (
@@ -29,8 +30,8 @@ def extremes(plan: PlaneMap, windows: Windows, x: np.ndarray, dtype, negate: boo
     planes = np.negative(x.reshape(plan.planes, *plan.spatial), dtype=dtype) if negate else (
         as_planes(x, plan.planes, plan.spatial, dtype)
     )  # fmt: skip
-    y = np.empty((plan.planes, *plan.out), dtype=dtype)
-    indices = np.empty((plan.planes, *plan.out), dtype=np.int64)
+    y = _aligned.empty((plan.planes, *plan.out), dtype=dtype)
+    indices = _aligned.empty((plan.planes, *plan.out), dtype=np.int64)
     window_max(planes, y, indices, *windows.kernel_args())
     return (np.negative(y, out=y) if negate else y), indices
 
@@ -47,7 +48,7 @@ def route_to_indices(plan: PlaneMap, grad_output: np.ndarray, indices, dtype, re
         flat_indices = indices.reshape(plan.planes, int(np.prod(plan.out)))
     else:
         flat_indices = check_indices(indices, plan.output_shape, plan.planes)
-    grad_input = np.empty((plan.planes, plane_size), dtype=dtype)
+    grad_input = _aligned.empty((plan.planes, plane_size), dtype=dtype)
     rows = as_rows(grad_output, plan.planes, dtype)
     skipped = scatter(rows, flat_indices, grad_input, accumulate=True)
     if not trusted:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _aligned
 from .._params import as_float_array, result_dtypes
 from ..kernels.pool import gather, scatter
 from .common import (
@@ -76,7 +77,7 @@ def _make(nd: int):
         flat_indices = check_indices(indices, plan.input_shape, plan.planes)
         # Indices address the *output* plane: that is where the values go.
         plane_size = int(np.prod(plan.out))
-        y = np.empty((plan.planes, plane_size), dtype=compute)
+        y = _aligned.empty((plan.planes, plane_size), dtype=compute)
         skipped = scatter(as_rows(x, plan.planes, compute), flat_indices, y, accumulate=False)
         check_index_range(skipped, indices, plane_size)
         return finish(y, plan.output_shape, result)
@@ -88,7 +89,7 @@ def _make(nd: int):
         plan = plan_unpool(nd, x.shape, kernel_size, stride, padding, output_size)
         check_grad_output(grad_output, plan)
         flat_indices = check_indices(indices, plan.input_shape, plan.planes)
-        grad_input = np.empty(flat_indices.shape, dtype=compute)
+        grad_input = _aligned.empty(flat_indices.shape, dtype=compute)
         skipped = gather(as_rows(grad_output, plan.planes, compute), flat_indices, grad_input)
         check_index_range(skipped, indices, int(np.prod(plan.out)))
         return finish(grad_input, plan.input_shape, result)
