@@ -19,6 +19,7 @@ byte buffer, so ``owndata`` is false; nothing else differs.
 
 from __future__ import annotations
 
+import ctypes
 import math
 
 import numpy as np
@@ -26,14 +27,24 @@ import numpy as np
 LINE = 64  # bytes: one cache line, one AVX-512 vector
 
 
+_BYTES = np.dtype(np.uint8)
+
+
 def empty(shape, dtype) -> np.ndarray:
-    """An uninitialised C-contiguous array whose first element starts a cache line."""
+    """An uninitialised C-contiguous array whose first element starts a cache line.
+
+    About 1 µs against ``np.empty``'s 0.15 for small arrays: the address comes
+    through ``ctypes.addressof`` (``.ctypes.data`` alone took 0.8 µs, and
+    slicing and viewing another 0.4). Small arrays written one value at a time
+    (a global pooling's output) gain nothing from the line and keep
+    ``np.empty``.
+    """
+    if type(shape) is int:
+        shape = (shape,)
     dtype = np.dtype(dtype)
-    shape = (shape,) if isinstance(shape, int | np.integer) else tuple(shape)
-    nbytes = math.prod(shape) * dtype.itemsize
-    raw = np.empty(nbytes + LINE, dtype=np.uint8)
-    start = -raw.ctypes.data % LINE
-    return raw[start : start + nbytes].view(dtype).reshape(shape)
+    raw = np.empty(math.prod(shape) * dtype.itemsize + LINE, _BYTES)
+    start = -ctypes.addressof(ctypes.c_char.from_buffer(raw)) % LINE
+    return np.ndarray(shape, dtype, raw, start)
 
 
 def zeros(shape, dtype) -> np.ndarray:
