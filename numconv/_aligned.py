@@ -39,8 +39,10 @@ def empty(shape, dtype) -> np.ndarray:
     (a global pooling's output) gain nothing from the line and keep
     ``np.empty``.
     """
-    if type(shape) is int:
-        shape = (shape,)
+    try:
+        shape = tuple(shape)
+    except TypeError:  # one length, a Python or NumPy integer
+        shape = (int(shape),)
     dtype = np.dtype(dtype)
     raw = np.empty(math.prod(shape) * dtype.itemsize + LINE, _BYTES)
     start = -ctypes.addressof(ctypes.c_char.from_buffer(raw)) % LINE

@@ -8,12 +8,12 @@ from numconv import _aligned
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
-@pytest.mark.parametrize("shape", [0, 1, 7, (3, 5), (2, 3, 4, 5), (1 << 16,)])
+@pytest.mark.parametrize("shape", [0, 1, 7, np.int64(9), (3, 5), [2, 3, 4, 5], (1 << 16,)])
 def test_empty_starts_on_a_line(shape, dtype):
     for _ in range(5):  # several allocations: the allocator's offsets vary
         a = _aligned.empty(shape, dtype)
         assert a.size == 0 or a.ctypes.data % _aligned.LINE == 0  # empty: no memory
-        assert a.shape == ((shape,) if isinstance(shape, int) else shape)
+        assert a.shape == (tuple(shape) if np.ndim(shape) else (int(shape),))
         assert a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable
 
 
