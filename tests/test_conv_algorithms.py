@@ -292,20 +292,30 @@ def test_rows_depthwise_only_takes_what_it_can():
     assert not _depthwise._rows(_plan(x1, w1, dict(groups=3, stride=2)), "input_grad")
 
 
+def _depthwise_layer(rng, shape, kernel, kw):
+    """Random ``x``, ``w``, ``b``, an output gradient and the keywords of a depthwise layer."""
+    channels = shape[1]
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((channels, 1, *kernel))
+    b = rng.standard_normal(channels)
+    kw = dict(kw, groups=channels)
+    gy = rng.standard_normal(getattr(F, f"conv{len(kernel)}d")(x, w, b, **kw).shape)
+    return x, w, b, gy, kw
+
+
+def _takes_rows(plan) -> bool:
+    """Whether the row blocks take the forward (and so the input gradient) of ``plan``."""
+    return _depthwise._rows(plan, "forward") and not _depthwise._masked(plan)
+
+
 @pytest.mark.parametrize("band_bytes", [1, 300, 1 << 20])
 @pytest.mark.parametrize("shape, kernel, kw", ROWS_DEPTHWISE)
 def test_rows_depthwise_matches_the_direct_algorithm(rng, monkeypatch, shape, kernel, kw,
                                                      band_bytes):  # fmt: skip
     """Bands of one output row, of a few (the last band short), or whole planes."""
     monkeypatch.setattr(_depthwise, "ROWS_BAND_BYTES", band_bytes)
-    channels = shape[1]
-    x = rng.standard_normal(shape)
-    w = rng.standard_normal((channels, 1, *kernel))
-    b = rng.standard_normal(channels)
-    kw = dict(kw, groups=channels)
-    plan = _plan(x, w, kw)
-    assert _depthwise._rows(plan, "forward") and not _depthwise._masked(plan)
-    gy = rng.standard_normal(getattr(F, f"conv{len(kernel)}d")(x, w, b, **kw).shape)
+    x, w, b, gy, kw = _depthwise_layer(rng, shape, kernel, kw)
+    assert _takes_rows(_plan(x, w, kw))
     with _dispatch.forced("direct"):
         expected = _all_three(x, w, b, gy, **kw)
     got = _all_three(x, w, b, gy, **kw)
@@ -316,12 +326,8 @@ def test_rows_depthwise_matches_the_direct_algorithm(rng, monkeypatch, shape, ke
 @pytest.mark.parametrize("shape, kernel, kw", ROWS_DEPTHWISE[:3] + ROWS_DEPTHWISE[-3:])
 def test_rows_depthwise_float32_matches_float64(rng, shape, kernel, kw):
     """16-lane vectors: rows of one, two or three vectors, masked stores at their ends."""
-    channels = shape[1]
-    x, gy = rng.standard_normal(shape), None
-    w = rng.standard_normal((channels, 1, *kernel))
-    b = rng.standard_normal(channels)
-    kw = dict(kw, groups=channels)
-    gy = rng.standard_normal(getattr(F, f"conv{len(kernel)}d")(x, w, b, **kw).shape)
+    x, w, b, gy, kw = _depthwise_layer(rng, shape, kernel, kw)
+    assert _takes_rows(_plan(x, w, kw))
     with _dispatch.forced("direct"):
         expected = _all_three(x, w, b, gy, **kw)
     got = _all_three(*(a.astype(np.float32) for a in (x, w, b, gy)), **kw)
@@ -366,13 +372,8 @@ def test_stacked_depthwise_matches_the_direct_algorithm(
     takes, stack_name = STACKED_PATHS[path]
     monkeypatch.setattr(_depthwise, stack_name, stack_elements)
     monkeypatch.setattr(_depthwise, "ROWS_MAX_PLANE", 0)
-    channels = shape[1]
-    x = rng.standard_normal(shape)
-    w = rng.standard_normal((channels, 1, *kernel))
-    b = rng.standard_normal(channels)
-    kw = dict(kw, groups=channels)
+    x, w, b, gy, kw = _depthwise_layer(rng, shape, kernel, kw)
     assert takes(_plan(x, w, kw))
-    gy = rng.standard_normal(getattr(F, f"conv{len(kernel)}d")(x, w, b, **kw).shape)
     with _dispatch.forced("direct"):
         expected = _all_three(x, w, b, gy, **kw)
     got = _all_three(x, w, b, gy, **kw)
