@@ -72,8 +72,9 @@ def _split(a5, maps, before_w: int, inner_spatial, plan: ConvPlan, dtype, slot: 
     stacked phases ``(P·N, C, *inner_spatial)``, in scratch ``slot``.
 
     Scratch, not a fresh array: the stacked phases of dilated3x3 are 7.4 MB,
-    whose fresh pages faulted on every call (weight gradient 4.6-5.0 ms
-    against 4.0-4.2 for its split, split and inner call timed alone).
+    and in a process whose allocator hands such blocks back to the system
+    their fresh pages faulted on every call (weight gradient 8.0-12.5 ms
+    against 4.8-4.9 from scratch, alternating in one process).
     """
     n, c = a5.shape[:2]
     stacked = _workspace.scratch(slot, (_phase_count(plan), n, c, *inner_spatial), dtype)
