@@ -605,15 +605,21 @@ def test_winograd_matches_the_direct_algorithm(rng, shape, c_out, kw, algorithm)
 
 
 @pytest.mark.parametrize(
-    "chunk_bytes, min_tiles",
-    [(1, 1), (10_000, 1), (1 << 30, 1), (1, 1 << 20)],  # one tile row per chunk ... position split
+    "chunk_bytes, min_tiles, filter_split_max",
+    [
+        (1, 1, 0),  # split by tiles: one tile row per chunk
+        (10_000, 1, 0),  # ... several
+        (1 << 30, 1, 0),  # ... one chunk per thread
+        (1, 1 << 20, 0),  # split by positions (by filters with as many groups as threads)
+        (1, 1 << 20, 1 << 40),  # split by filters
+    ],
 )
 @pytest.mark.parametrize("algorithm", [winograd, winograd4])
 @pytest.mark.parametrize("groups", [1, 2])
 def test_winograd_work_splits_match_the_direct_algorithm(
-    monkeypatch, rng, chunk_bytes, min_tiles, algorithm, groups
+    monkeypatch, rng, chunk_bytes, min_tiles, filter_split_max, algorithm, groups
 ):
-    """Chunks of one tile row, of several, one chunk per thread, and the split by ξ.
+    """Chunks of one tile row, of several, one chunk per thread, and the splits by ξ and filters.
 
     The F(4×4) kernels run each channel's tile rows of a chunk as one loop
     and redo every row's last tile: chunks of several rows, across images,
@@ -629,10 +635,75 @@ def test_winograd_work_splits_match_the_direct_algorithm(
         expected = _all_three(x, w, b, gy, **kw)
     monkeypatch.setattr(winograd, "CHUNK_BYTES", chunk_bytes)
     monkeypatch.setattr(winograd, "MIN_TILES", min_tiles)
+    monkeypatch.setattr(winograd, "FILTER_SPLIT_MAX_CHANNEL_TILES", filter_split_max)
     with _dispatch.forced(algorithm.NAME):
         got = _all_three(x, w, b, gy, **kw)
     for g, e in zip(got, expected, strict=True):
         assert_close(g, e, np.float64)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 4])
+@pytest.mark.parametrize(
+    "shape, c_out, kw",
+    [
+        ((2, 5, 6, 7), 7, dict(padding=1)),  # blocks of filters in the one group
+        (
+            (1, 6, 5, 6),
+            9,
+            dict(padding=1, groups=3),
+        ),  # whole groups, fewer blocks than threads at 4
+        ((2, 8, 7, 5), 4, dict(padding=(2, 1), groups=2, padding_mode="reflect")),
+        ((1, 12, 6, 6), 8, dict(padding=1, groups=4)),  # 2 input and output channels a group
+    ],
+)
+@pytest.mark.parametrize("algorithm", [winograd, winograd4])
+def test_winograd_split_by_filters_matches_the_direct_algorithm(
+    monkeypatch, rng, threads, shape, c_out, kw, algorithm
+):
+    """The split by filters with 1-4 blocks, cut inside the one group or at groups.
+
+    The thread count is what the driver reads, not Numba's pool (this
+    machine may have two cores): ``run_parts`` runs one part per block.
+    """
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((c_out, shape[1] // kw.get("groups", 1), 3, 3))
+    b = rng.standard_normal(c_out)
+    gy = rng.standard_normal(F.conv2d(x, w, b, **kw).shape)
+    with _dispatch.forced("direct"):
+        expected = _all_three(x, w, b, gy, **kw)
+    monkeypatch.setattr(winograd, "MIN_TILES", 1 << 20)
+    monkeypatch.setattr(winograd, "FILTER_SPLIT_MAX_CHANNEL_TILES", 1 << 40)
+    monkeypatch.setattr(winograd.numba, "get_num_threads", lambda: threads)
+    seen = []
+    for name in ("_by_filters", "_weight_grad_by_filters"):
+        split = getattr(winograd, name)
+        monkeypatch.setattr(
+            winograd, name, lambda *args, name=name, split=split: seen.append(name) or split(*args)
+        )
+    with _dispatch.forced(algorithm.NAME):
+        got = _all_three(x, w, b, gy, **kw)
+    assert seen == ["_by_filters", "_by_filters", "_weight_grad_by_filters"]
+    for g, e in zip(got, expected, strict=True):
+        assert_close(g, e, np.float64)
+
+
+@pytest.mark.parametrize(
+    "per_group, groups, count, expected",
+    [
+        (7, 1, 3, [(0, 2), (2, 4), (4, 7)]),
+        (2, 1, 4, [(0, 1), (1, 2)]),  # no empty blocks
+        (3, 3, 2, [(0, 3), (3, 9)]),  # whole groups: one and two
+        (3, 3, 4, [(0, 3), (3, 6), (6, 9)]),  # at most one block a group
+        (2, 4, 2, [(0, 4), (4, 8)]),
+    ],
+)
+def test_winograd_filter_blocks_cover_every_channel_once(per_group, groups, count, expected):
+    blocks = winograd._blocks(per_group, groups, count)
+    assert [(b.lo, b.hi) for b in blocks] == expected
+    for block in blocks:
+        # The block's channels, as the grouped view of its products has them.
+        channels = np.arange(per_group * groups).reshape(groups, per_group)
+        assert (channels[block.groups, block.within].ravel() == np.arange(block.lo, block.hi)).all()
 
 
 @pytest.mark.parametrize("algorithm", [winograd, winograd4])
@@ -684,6 +755,26 @@ def test_winograd_filter_transforms_match_the_kronecker_product(rng, tiling, dty
     transform_filters_adjoint(du, g, gw, lo, hi)
     assert_close(gw[lo:hi], du[:, lo:hi].T.astype(np.float64) @ kron, dtype)
     assert np.isnan(gw[:lo]).all() and np.isnan(gw[hi:]).all()
+
+
+@pytest.mark.parametrize("flip", [False, True])
+@pytest.mark.parametrize(
+    "k_lo, k_hi, c_lo, c_hi", [(0, 5, 0, 7), (1, 4, 0, 7), (0, 5, 2, 6), (3, 4, 6, 7)]
+)
+def test_winograd_filter_blocks_transform_their_filters_only(rng, flip, k_lo, k_hi, c_lo, c_hi):
+    """A (K, C) block of filters (K = 5, C = 7): the split by filters' transform of one thread."""
+    from numconv.kernels.winograd_filters import transform_filter_block
+
+    taps = rng.standard_normal((5 * 7, 9))
+    g = winograd.F2.g
+    u = np.full((16, 5 * 7), np.nan)
+    transform_filter_block(taps, g, flip, u, 7, k_lo, k_hi, c_lo, c_hi)
+    inside = np.zeros((5, 7), bool)
+    inside[k_lo:k_hi, c_lo:c_hi] = True
+    source = taps[:, ::-1] if flip else taps
+    expected = np.kron(g, g) @ source[inside.ravel()].T
+    assert_close(u[:, inside.ravel()], expected, np.float64)
+    assert np.isnan(u[:, ~inside.ravel()]).all()
 
 
 def test_winograd_applies_to_stride_1_undilated_3x3_only():

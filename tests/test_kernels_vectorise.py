@@ -77,9 +77,9 @@ for module, m in ((f2, 2), (f4, 4)):
     src = np.zeros((1, 2, 1, 4 * m + 2, 4 * m + 2), np.float32)
     v = np.zeros((side * side, 2, 16), np.float32)
     dst = np.zeros((1, 2, 1, 4 * m, 4 * m), np.float32)
-    module.input_tiles(src, v, 0, 4, 4, 0)
-    module.output_tiles(v, np.zeros(2, np.float32), dst, 0, 4, 4, 0)
-    module.gradient_tiles(dst, v, 0, 4, 4, 0)
+    module.input_tiles(src, v, 0, 4, 4, 0, 0)
+    module.output_tiles(v, np.zeros(2, np.float32), dst, 0, 4, 4, 0, 0)
+    module.gradient_tiles(dst, v, 0, 4, 4, 0, 0)
     for kernel in (module.input_tiles, module.output_tiles, module.gradient_tiles):
         asm = kernel.inspect_asm(kernel.signatures[0])
         packed = re.findall(r"v(?:add|sub)ps\s[^\n]*%(?:ymm|zmm)", asm)

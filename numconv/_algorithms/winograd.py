@@ -25,7 +25,7 @@ and one batched ``np.matmul`` over (ξ, group) runs the block products.
 
 Every tile's transforms run in the caller's channel-first layout, on chunks of
 whole tile rows of about CHUNK_BYTES each, so the scratch is a few MiB per
-thread; only the split by ξ (:func:`_split_by_position`) holds every tile's
+thread; only the splits by ξ and by filters (:func:`_work_split`) hold every tile's
 transform at once (8 MiB on res3x3_7). The source is one padded copy of the
 input (or output gradient). Threads: each worker thread takes a contiguous run of tile rows and
 calls single-threaded BLAS, as in :mod:`numconv._algorithms.gemm`; weight
@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -49,9 +50,13 @@ import numpy as np
 from .. import _aligned, _workspace
 from .._padding import pad_adjoint_channels_last, place_planes, source_indices
 from .._params import ConvPlan, kernel_array
-from .._workers import run_parts, thread_parts
+from .._workers import run_parts, split_range, thread_parts
 from ..kernels import winograd as f2_kernels
-from ..kernels.winograd_filters import transform_filters, transform_filters_adjoint
+from ..kernels.winograd_filters import (
+    transform_filter_block,
+    transform_filters,
+    transform_filters_adjoint,
+)
 
 NAME = "winograd"
 
@@ -171,11 +176,96 @@ def _filter_transform(w5, tiling: Tiling, dtype, flip: bool = False) -> np.ndarr
     first (the input gradient's filters).
     """
     k, c = w5.shape[:2]
-    taps = np.ascontiguousarray(w5, dtype=dtype).reshape(k * c, 9)
-    g = tiling.g.astype(dtype)
-    u = _aligned.empty((tiling.positions, k * c), dtype=dtype)
-    run_parts(lambda b: transform_filters(taps, g, flip, u, *b), thread_parts(k * c))
-    return u.reshape(tiling.positions, k, c)
+    bank = _FilterBank.of(w5, 1, tiling, dtype, flip)
+    bank.transform_all()
+    return bank.u.reshape(tiling.positions, k, c)
+
+
+class _Block(NamedTuple):
+    """One thread's share of a convolution's output channels, in the split by filters.
+
+    Channels ``[lo, hi)``: in every group of ``groups``, the channels
+    ``within`` it. Either whole groups, or part of the only group.
+    """
+
+    lo: int
+    hi: int
+    groups: slice
+    within: slice
+
+
+def _blocks(per_group: int, groups: int, count: int) -> list[_Block]:
+    """Up to ``count`` blocks of ``groups × per_group`` output channels.
+
+    Whole groups per block when there are several groups, so that a block's
+    channels are contiguous and each block transforms only its own groups'
+    input channels (with 1 < groups < count, fewer blocks than threads).
+    """
+    if groups == 1:
+        return [
+            _Block(lo, hi, slice(0, 1), slice(lo, hi)) for lo, hi in split_range(per_group, count)
+        ]
+    return [
+        _Block(g0 * per_group, g1 * per_group, slice(g0, g1), slice(0, per_group))
+        for g0, g1 in split_range(groups, count)
+    ]
+
+
+@dataclasses.dataclass(frozen=True)
+class _FilterBank:
+    """A call's filters and their transform ``u``, made whole or one block at a time.
+
+    ``taps`` is the layer's ``(K, C/G)`` filters as rows of 9 and ``u`` their
+    transform, ``(positions, K·C/G)``. The convolution the tiles run has the
+    layer's output channels (forward, weight gradient) or, with ``flip``, its
+    input channels (input gradient: filters turned by 180°, channel axes
+    swapped): ``per_group`` of them in each of ``groups``.
+    """
+
+    taps: np.ndarray
+    g: np.ndarray
+    u: np.ndarray
+    flip: bool
+    layer_out: int
+    layer_in: int
+    groups: int
+
+    @classmethod
+    def of(cls, w5, groups: int, tiling: Tiling, dtype, flip: bool) -> _FilterBank:
+        k, c = w5.shape[:2]
+        taps = np.ascontiguousarray(w5, dtype=dtype).reshape(k * c, 9)
+        u = _aligned.empty((tiling.positions, k * c), dtype=dtype)
+        return cls(taps, tiling.g.astype(dtype), u, flip, k, c, groups)
+
+    @property
+    def per_group(self) -> int:
+        return self.layer_in if self.flip else self.layer_out // self.groups
+
+    def matrices(self) -> np.ndarray:
+        """``(positions, G, out/G, in/G)``: every group's product operand, a view of ``u``."""
+        u = _grouped(self.u.reshape(self.u.shape[0], self.layer_out, self.layer_in), self.groups)
+        return u.transpose(0, 1, 3, 2) if self.flip else u
+
+    def transform_all(self) -> np.ndarray:
+        """:meth:`matrices`, every filter transformed, one range of them per thread."""
+        filters = self.layer_out * self.layer_in
+        run_parts(
+            lambda b: transform_filters(self.taps, self.g, self.flip, self.u, *b),
+            thread_parts(filters),
+        )
+        return self.matrices()
+
+    def transform_block(self, block: _Block) -> None:
+        """Transform just the filters ``matrices()[:, block.groups, block.within]`` holds."""
+        layer_per_group = self.layer_out // self.groups
+        if self.flip:  # every filter of the block's groups, its input channels
+            k_lo, k_hi = block.groups.start * layer_per_group, block.groups.stop * layer_per_group
+            c_lo, c_hi = block.within.start, block.within.stop
+        else:  # its output channels, every input channel
+            k_lo, k_hi, c_lo, c_hi = block.lo, block.hi, 0, self.layer_in
+        transform_filter_block(
+            self.taps, self.g, self.flip, self.u, self.layer_in, k_lo, k_hi, c_lo, c_hi
+        )
 
 
 def _filter_transform_adjoint(du, tiling: Tiling, dtype) -> np.ndarray:
@@ -223,50 +313,87 @@ def _chunk_buffers(c: int, k: int, chunk: int, tiles_w: int, positions: int, dty
     return views
 
 
-def _split_by_position(total_rows: int, tiles_w: int) -> bool:
-    """Whether to split the products between the threads rather than the tiles.
+# The split by filters repeats the input tiles' transform in every thread
+# (see _work_split): up to this many input channels × tiles it costs less than
+# the three hand-offs it saves.
+FILTER_SPLIT_MAX_CHANNEL_TILES = 1 << 15
 
-    When each thread's share would be fewer than MIN_TILES tiles (deep layers
-    on small images: res3x3_7 has 128 F(2×2) tiles of 512 channels), all
-    tiles are transformed at once and each thread runs half of the products
-    over all of them: products twice as long for BLAS, each U[ξ] read by one
-    thread only and no partial weight gradients to add up (res3x3_7's weight
-    gradient: 22 -> 15 ms). Elsewhere the tile split's cache-sized chunks win.
+
+def _work_split(total_rows: int, tiles_w: int, channels: int, groups: int) -> str:
+    """How the threads share a call: ``"tiles"``, ``"positions"`` or ``"filters"``.
+
+    - ``"tiles"``: each thread a run of tile rows, in cache-sized chunks that
+      go through transforms, products and back (the filters transformed
+      first, in a hand-off of their own). When each thread gets at least
+      MIN_TILES tiles.
+    - Fewer tiles (deep layers on small images: b1_3x3_14 has 49 F(2×2)
+      tiles of 256 channels, res3x3_7 128 of 512): every tile is transformed
+      at once, and the products are split instead, which makes them as long
+      as the call has tiles for BLAS and has each ``U[ξ]`` read by one thread
+      only (res3x3_7's weight gradient: 22 -> 15 ms against the tiles split).
+    - ``"filters"``: each thread a block of output channels over every tile
+      (:func:`_by_filters`): one hand-off for the whole call. It repeats the
+      input tiles' transform in every thread unless each thread has groups
+      of its own, so only up to FILTER_SPLIT_MAX_CHANNEL_TILES (``channels``
+      are the convolution's input channels): b1_3x3_14's forward 0.74 ->
+      0.59 ms, while res3x3_7's (65536) went from 4.7-5.1 to 5.3-5.6 ms.
+    - ``"positions"``: the others; each thread half of the ξ positions'
+      products, with the transforms on either side split by tile rows (four
+      hand-offs: filters, input tiles, products, output tiles).
     """
-    return total_rows * tiles_w < MIN_TILES * numba.get_num_threads()
+    threads = numba.get_num_threads()
+    tiles = total_rows * tiles_w
+    if tiles >= MIN_TILES * threads:
+        return "tiles"
+    if groups >= threads or channels * tiles <= FILTER_SPLIT_MAX_CHANNEL_TILES:
+        return "filters"
+    return "positions"
 
 
-def _convolve(src, u, bias, tiles_hw, tiling: Tiling, dtype, size) -> np.ndarray:
-    """Valid 3×3 correlation of ``src`` (padded by :func:`_padded_source`) with ``U``.
+def _output(shape, size, dtype, slot: str) -> tuple[np.ndarray, bool]:
+    """The array tiles are written to, and whether it is the result itself.
 
-    ``u`` is ``(positions, G, K/G, C/G)``: each group's transformed filters.
+    When the tiles overhang ``size`` the whole tiles go to scratch and only
+    the cut is copied out, so an odd-sized layer allocates one output, not two.
+    """
+    whole = tuple(shape[3:]) == tuple(size)
+    return (
+        _aligned.empty(shape, dtype) if whole else _workspace.scratch(slot, shape, dtype)
+    ), whole
+
+
+def _cut(dst: np.ndarray, whole: bool, size) -> np.ndarray:
+    return dst if whole else np.ascontiguousarray(dst[..., : size[0], : size[1]])
+
+
+def _convolve(src, bank: _FilterBank, bias, tiles_hw, tiling: Tiling, dtype, size) -> np.ndarray:
+    """Valid 3×3 correlation of ``src`` (padded by :func:`_padded_source`) with ``bank``'s filters.
+
     Returns ``(N, K, D, *size)``, a fresh array: the first ``size`` rows and
-    columns of the ``m·tiles_h × m·tiles_w`` result. When the tiles overhang
-    ``size``, the whole result goes to scratch and only the cut is copied
-    out, so an odd-sized layer allocates one output, not two.
+    columns of the ``m·tiles_h × m·tiles_w`` result.
     """
     n, c, d = src.shape[:3]
-    groups = u.shape[1]
-    k = groups * u.shape[2]
+    k = bank.groups * bank.per_group
     tiles_h, tiles_w = tiles_hw
     m, positions = tiling.size, tiling.positions
     input_tiles, output_tiles = tiling.input_tiles, tiling.output_tiles
-    shape = (n, k, d, m * tiles_h, m * tiles_w)
-    whole = shape[3:] == tuple(size)
-    dst = (
-        _aligned.empty(shape, dtype)
-        if whole
-        else _workspace.scratch("winograd.output", shape, dtype)
-    )
+    dst, whole = _output((n, k, d, m * tiles_h, m * tiles_w), size, dtype, "winograd.output")
     bias = np.zeros(k, dtype) if bias is None else np.ascontiguousarray(bias, dtype=dtype)
     total_rows = n * d * tiles_h
-    chunk = _chunk_rows(c, k, tiles_w, tiling, dtype)
+    split = _work_split(total_rows, tiles_w, c, bank.groups)
+    if split == "filters":
+        _by_filters(src, bank, bias, dst, tiles_hw, tiling, dtype)
+        return _cut(dst, whole, size)
 
-    if _split_by_position(total_rows, tiles_w):
+    u = bank.transform_all()
+    groups = bank.groups
+    if split == "positions":
         v = _workspace.scratch("winograd.tiles", (positions, c, total_rows * tiles_w), dtype)
         prod = _workspace.scratch("winograd.products", (positions, k, total_rows * tiles_w), dtype)
         rows = thread_parts(total_rows)
-        run_parts(lambda b: input_tiles(src, v, b[0], b[1] - b[0], tiles_h, b[0] * tiles_w), rows)
+        run_parts(
+            lambda b: input_tiles(src, v, b[0], b[1] - b[0], tiles_h, b[0] * tiles_w, 0), rows
+        )
         run_parts(
             lambda b: np.matmul(
                 u[b[0] : b[1]],
@@ -276,10 +403,12 @@ def _convolve(src, u, bias, tiles_hw, tiling: Tiling, dtype, size) -> np.ndarray
             thread_parts(positions),
         )
         run_parts(
-            lambda b: output_tiles(prod, bias, dst, b[0], b[1] - b[0], tiles_h, b[0] * tiles_w),
+            lambda b: output_tiles(prod, bias, dst, b[0], b[1] - b[0], tiles_h, b[0] * tiles_w, 0),
             rows,
         )
-        return dst if whole else np.ascontiguousarray(dst[..., : size[0], : size[1]])
+        return _cut(dst, whole, size)
+
+    chunk = _chunk_rows(c, k, tiles_w, tiling, dtype)
 
     def part(bounds):  # writes only its own tile rows
         lo, hi = bounds
@@ -287,20 +416,55 @@ def _convolve(src, u, bias, tiles_hw, tiling: Tiling, dtype, size) -> np.ndarray
         for row0 in range(lo, hi, chunk):
             rows = min(chunk, hi - row0)
             v, prod = views(rows)
-            input_tiles(src, v, row0, rows, tiles_h, 0)
+            input_tiles(src, v, row0, rows, tiles_h, 0, 0)
             np.matmul(u, _grouped(v, groups), out=_grouped(prod, groups))
-            output_tiles(prod, bias, dst, row0, rows, tiles_h, 0)
+            output_tiles(prod, bias, dst, row0, rows, tiles_h, 0, 0)
 
     run_parts(part, thread_parts(total_rows))
-    return dst if whole else np.ascontiguousarray(dst[..., : size[0], : size[1]])
+    return _cut(dst, whole, size)
+
+
+def _by_filters(src, bank: _FilterBank, bias, dst, tiles_hw, tiling: Tiling, dtype) -> None:
+    """:func:`_convolve` split by output channels: each thread one block, over every tile.
+
+    A thread transforms its block's filters and its groups' input tiles
+    (every input channel when there is one group: that transform is done
+    once per thread), runs the products and writes its block's output
+    channels. Blocks write disjoint filters and channels: no races.
+    """
+    n, c, d = src.shape[:3]
+    tiles_h, tiles_w = tiles_hw
+    positions = tiling.positions
+    rows = n * d * tiles_h
+    inputs = c // bank.groups  # the convolution's input channels per group
+    matrices = bank.matrices()
+
+    def part(block: _Block):
+        groups = block.groups.stop - block.groups.start
+        bank.transform_block(block)
+        v = _workspace.scratch(
+            "winograd.tiles", (positions, groups * inputs, rows * tiles_w), dtype
+        )
+        tiling.input_tiles(src, v, 0, rows, tiles_h, 0, block.groups.start * inputs)
+        prod = _workspace.scratch(
+            "winograd.products", (positions, block.hi - block.lo, rows * tiles_w), dtype
+        )
+        np.matmul(
+            matrices[:, block.groups, block.within],
+            v.reshape(positions, groups, inputs, -1),
+            out=prod.reshape(positions, groups, -1, rows * tiles_w),
+        )
+        tiling.output_tiles(prod, bias, dst, 0, rows, tiles_h, 0, block.lo)
+
+    run_parts(part, _blocks(bank.per_group, bank.groups, numba.get_num_threads()))
 
 
 def forward_tiled(tiling: Tiling, plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
     """The forward convolution with ``tiling`` (the algorithm modules' ``forward``)."""
     tiles_hw = _tiles(plan.out, tiling)
     src = _padded_source(x5, plan.pads[1:], plan.padding_mode, tiles_hw, tiling, dtype)
-    u = _grouped(_filter_transform(w5, tiling, dtype), plan.groups)
-    return _convolve(src, u, bias, tiles_hw, tiling, dtype, plan.out[1:])
+    bank = _FilterBank.of(w5, plan.groups, tiling, dtype, flip=False)
+    return _convolve(src, bank, bias, tiles_hw, tiling, dtype, plan.out[1:])
 
 
 def input_grad_tiled(tiling: Tiling, plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
@@ -308,19 +472,17 @@ def input_grad_tiled(tiling: Tiling, plan: ConvPlan, w5, gy5, dtype) -> np.ndarr
     # A stride-1 convolution's input gradient is the full correlation of gy
     # with the filters turned by 180° and their channel axes swapped: a valid
     # correlation of gy padded by 2, which gives the padded input's gradient.
-    # (positions, G, C/G, K/G): a transposed view, which BLAS reads as it is.
-    u = _grouped(_filter_transform(w5, tiling, dtype, flip=True), plan.groups)
-    u = u.transpose(0, 1, 3, 2)
+    bank = _FilterBank.of(w5, plan.groups, tiling, dtype, flip=True)
     (top, bottom), (left, right) = plan.pads[1:]
     if plan.padding_mode == "zeros":  # only the unpadded part is wanted: compute just that
         tiles_hw = _tiles(plan.spatial, tiling)
         pads = ((2 - top, 2 - bottom), (2 - left, 2 - right))
         src = _padded_source(gy5, pads, "zeros", tiles_hw, tiling, dtype)
-        return _convolve(src, u, None, tiles_hw, tiling, dtype, plan.spatial[1:])
+        return _convolve(src, bank, None, tiles_hw, tiling, dtype, plan.spatial[1:])
     padded = plan.padded
     tiles_hw = _tiles(padded, tiling)
     src = _padded_source(gy5, ((2, 2), (2, 2)), "zeros", tiles_hw, tiling, dtype)
-    gxp = _convolve(src, u, None, tiles_hw, tiling, dtype, padded[1:])
+    gxp = _convolve(src, bank, None, tiles_hw, tiling, dtype, padded[1:])
     return pad_adjoint_channels_last(
         gxp.transpose(0, 2, 3, 4, 1), plan.spatial, plan.pads, plan.padding_mode
     )
@@ -339,14 +501,18 @@ def weight_grad_tiled(tiling: Tiling, plan: ConvPlan, x5, gy5, dtype) -> np.ndar
     total_rows = n * d * tiles_h
     chunk = _chunk_rows(c, k, tiles_w, tiling, dtype)
 
-    if _split_by_position(total_rows, tiles_w):
+    split = _work_split(total_rows, tiles_w, c, groups)
+    if split == "filters":
+        gw = _weight_grad_by_filters(src, gy, groups, tiles_hw, tiling, dtype)
+        return gw.reshape(plan.weight5)
+    if split == "positions":
         v = _workspace.scratch("winograd.tiles", (positions, c, total_rows * tiles_w), dtype)
         dm = _workspace.scratch("winograd.products", (positions, k, total_rows * tiles_w), dtype)
 
         def transform(bounds):
             lo, hi = bounds
-            input_tiles(src, v, lo, hi - lo, tiles_h, lo * tiles_w)
-            gradient_tiles(gy, dm, lo, hi - lo, tiles_h, lo * tiles_w)
+            input_tiles(src, v, lo, hi - lo, tiles_h, lo * tiles_w, 0)
+            gradient_tiles(gy, dm, lo, hi - lo, tiles_h, lo * tiles_w, 0)
 
         du = _aligned.empty((positions, k, c // groups), dtype=dtype)
         run_parts(transform, thread_parts(total_rows))
@@ -368,8 +534,8 @@ def weight_grad_tiled(tiling: Tiling, plan: ConvPlan, x5, gy5, dtype) -> np.ndar
         for row0 in range(lo, hi, chunk):
             rows = min(chunk, hi - row0)
             v, dm = views(rows)
-            input_tiles(src, v, row0, rows, tiles_h, 0)
-            gradient_tiles(gy, dm, row0, rows, tiles_h, 0)
+            input_tiles(src, v, row0, rows, tiles_h, 0, 0)
+            gradient_tiles(gy, dm, row0, rows, tiles_h, 0, 0)
             # The first chunk writes the partial sum, the others add to it.
             np.matmul(
                 _grouped(dm, groups),
@@ -385,6 +551,44 @@ def weight_grad_tiled(tiling: Tiling, plan: ConvPlan, x5, gy5, dtype) -> np.ndar
     for partial in partials[1:]:
         du += partial
     return _filter_transform_adjoint(du, tiling, dtype).reshape(plan.weight5)
+
+
+def _weight_grad_by_filters(src, gy, groups: int, tiles_hw, tiling: Tiling, dtype) -> np.ndarray:
+    """The weight gradient split by output channels (see :func:`_work_split`).
+
+    Each thread takes a block of output channels over every tile: its groups'
+    input tiles, its channels' gradient tiles, their products (the block's
+    rows of ``dU``, complete: no partial sums to add) and their adjoint
+    transform. Returns ``(K·C/G, 9)``.
+    """
+    n, c, d = src.shape[:3]
+    k = gy.shape[1]
+    tiles_h, tiles_w = tiles_hw
+    positions = tiling.positions
+    rows = n * d * tiles_h
+    inputs = c // groups
+    du = _aligned.empty((positions, k, inputs), dtype=dtype)
+    gw = _aligned.empty((k * inputs, 9), dtype=dtype)
+    g = tiling.g.astype(dtype)
+
+    def part(block: _Block):
+        count = block.groups.stop - block.groups.start
+        v = _workspace.scratch("winograd.tiles", (positions, count * inputs, rows * tiles_w), dtype)
+        tiling.input_tiles(src, v, 0, rows, tiles_h, 0, block.groups.start * inputs)
+        dm = _workspace.scratch(
+            "winograd.products", (positions, block.hi - block.lo, rows * tiles_w), dtype
+        )
+        tiling.gradient_tiles(gy, dm, 0, rows, tiles_h, 0, block.lo)
+        np.matmul(
+            dm.reshape(positions, count, -1, rows * tiles_w),
+            v.reshape(positions, count, inputs, -1).transpose(0, 1, 3, 2),
+            out=_grouped(du, groups)[:, block.groups, block.within],
+        )
+        flat = du.reshape(positions, k * inputs)
+        transform_filters_adjoint(flat, g, gw, block.lo * inputs, block.hi * inputs)
+
+    run_parts(part, _blocks(k // groups, groups, numba.get_num_threads()))
+    return gw
 
 
 def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:

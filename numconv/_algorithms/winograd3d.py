@@ -153,7 +153,7 @@ def _convolve(src, u, bias, tiles_hw, tiling, dtype, size) -> np.ndarray:
             )
             v = _workspace.scratch("winograd3d.tiles", (positions, planes_in * c, tiles), dtype)
             prod = _workspace.scratch("winograd3d.products", (positions, k, count * tiles), dtype)
-            tiling.input_tiles(window, v, 0, tiles_h, tiles_h, 0)
+            tiling.input_tiles(window, v, 0, tiles_h, tiles_h, 0, 0)
             for plane in range(count):
                 np.matmul(
                     u,
@@ -161,7 +161,7 @@ def _convolve(src, u, bias, tiles_hw, tiling, dtype, size) -> np.ndarray:
                     out=prod[:, :, plane * tiles : (plane + 1) * tiles],
                 )
             tiling.output_tiles(
-                prod, bias, dst, (image * depth + first) * tiles_h, count * tiles_h, tiles_h, 0
+                prod, bias, dst, (image * depth + first) * tiles_h, count * tiles_h, tiles_h, 0, 0
             )
 
     run_parts(part, thread_parts(n * depth))
@@ -220,10 +220,10 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
             v = _workspace.scratch("winograd3d.tiles", (positions, c, planes_in * tiles), dtype)
             dm = _workspace.scratch("winograd3d.products", (positions, k, count * tiles), dtype)
             tiling.input_tiles(
-                src, v, (image * depth_in + first) * tiles_h, planes_in * tiles_h, tiles_h, 0
+                src, v, (image * depth_in + first) * tiles_h, planes_in * tiles_h, tiles_h, 0, 0
             )
             tiling.gradient_tiles(
-                gy, dm, (image * depth + first) * tiles_h, count * tiles_h, tiles_h, 0
+                gy, dm, (image * depth + first) * tiles_h, count * tiles_h, tiles_h, 0, 0
             )
             for a in range(kernel_depth):
                 # Input planes first + a … meet output planes first … (count of each).

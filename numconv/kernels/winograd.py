@@ -97,23 +97,26 @@ def _input_half(v, c, t0, tiles_w, top, x_a, x_b, x_c):  # pragma: no cover
 
 
 @njit(**KERNEL_OPTIONS)
-def input_tiles(src, v, row0, rows, tiles_h, t0):  # pragma: no cover
+def input_tiles(src, v, row0, rows, tiles_h, t0, c0):  # pragma: no cover
     """``v[ξ, c, t] = (Bᵀ d B)[ξ]`` for the 4×4 patch ``d`` of tile ``t`` in channel ``c``.
 
     ``src`` is ``(N, C, D, H, W)`` with ``H ≥ 2·tiles_h + 2`` and
-    ``W ≥ 2·tiles_w + 2``; ``v`` is ``(16, C, T)``. Tile rows ``row0`` to
-    ``row0 + rows`` go to columns ``t0`` onwards; ``ξ = 4a + b`` for transform
-    row ``a``, column ``b``.
+    ``W ≥ 2·tiles_w + 2``; ``v`` is ``(16, C', T)``, its channel ``c`` from
+    ``src``'s channel ``c0 + c``. Tile rows ``row0`` to ``row0 + rows`` go to
+    columns ``t0`` onwards; ``ξ = 4a + b`` for transform row ``a``, column ``b``.
     """
-    _, channels, depth, _, width = src.shape
+    _, _, depth, _, width = src.shape
     tiles_w = (width - 2) // 2
     for r in range(rows):
         n, d, i = _tile_row(row0 + r, tiles_h, depth)
-        for c in range(channels):
-            x0 = src[n, c, d, 2 * i]
-            x1 = src[n, c, d, 2 * i + 1]
-            x2 = src[n, c, d, 2 * i + 2]
-            x3 = src[n, c, d, 2 * i + 3]
+        for c in range(v.shape[1]):
+            # Unsigned: a channel that may be negative (wraparound code) kept
+            # the tile loops scalar, 6× slower.
+            channel = np.uint64(c0 + c)
+            x0 = src[n, channel, d, 2 * i]
+            x1 = src[n, channel, d, 2 * i + 1]
+            x2 = src[n, channel, d, 2 * i + 2]
+            x3 = src[n, channel, d, 2 * i + 3]
             _input_half(v, c, t0 + r * tiles_w, tiles_w, 0, x0, x1, x2)
             _input_half(v, c, t0 + r * tiles_w, tiles_w, 2, x1, x2, x3)
 
@@ -144,19 +147,22 @@ def _output_row(m, k, t0, tiles_w, y_row, b, lower):  # pragma: no cover
 
 
 @njit(**KERNEL_OPTIONS)
-def output_tiles(m, bias, dst, row0, rows, tiles_h, t0):  # pragma: no cover
+def output_tiles(m, bias, dst, row0, rows, tiles_h, t0, k0):  # pragma: no cover
     """Write ``Aᵀ m A + bias`` of every tile into its 2×2 block of ``dst``.
 
-    ``m`` is ``(16, K, T)``, ``dst`` is ``(N, K, D, 2·tiles_h, 2·tiles_w)``
-    and ``bias`` has ``K`` entries; tile rows and columns as in :func:`input_tiles`.
+    ``m`` is ``(16, K', T)``, ``dst`` is ``(N, K, D, 2·tiles_h, 2·tiles_w)``
+    and ``bias`` has ``K`` entries; ``m``'s channel ``k`` is ``dst``'s channel
+    ``k0 + k`` (``k0 + K' ≤ K``); tile rows and columns as in :func:`input_tiles`.
     """
-    _, channels, depth, _, width = dst.shape
+    _, _, depth, _, width = dst.shape
     tiles_w = width // 2
     for r in range(rows):
         n, d, i = _tile_row(row0 + r, tiles_h, depth)
-        for k in range(channels):
-            _output_row(m, k, t0 + r * tiles_w, tiles_w, dst[n, k, d, 2 * i], bias[k], False)
-            _output_row(m, k, t0 + r * tiles_w, tiles_w, dst[n, k, d, 2 * i + 1], bias[k], True)
+        for k in range(m.shape[1]):
+            channel = np.uint64(k0 + k)  # unsigned, as in input_tiles
+            t, b = t0 + r * tiles_w, bias[channel]
+            _output_row(m, k, t, tiles_w, dst[n, channel, d, 2 * i], b, False)
+            _output_row(m, k, t, tiles_w, dst[n, channel, d, 2 * i + 1], b, True)
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -185,20 +191,22 @@ def _gradient_half(dm, k, t0, tiles_w, g0, g1, top):  # pragma: no cover
 
 
 @njit(**KERNEL_OPTIONS)
-def gradient_tiles(gy, dm, row0, rows, tiles_h, t0):  # pragma: no cover
+def gradient_tiles(gy, dm, row0, rows, tiles_h, t0, k0):  # pragma: no cover
     """``dm[ξ, k, t] = (A g Aᵀ)[ξ]`` for the 2×2 output-gradient block ``g`` of tile ``t``.
 
     The adjoint of :func:`output_tiles` (without the bias): how a tile's
     output gradient reaches its 16 transformed products. ``gy`` is
-    ``(N, K, D, 2·tiles_h, 2·tiles_w)``; ``dm`` is ``(16, K, T)``; tile rows
-    and columns as in :func:`input_tiles`.
+    ``(N, K, D, 2·tiles_h, 2·tiles_w)``; ``dm`` is ``(16, K', T)``, its
+    channel ``k`` from ``gy``'s channel ``k0 + k``; tile rows and columns as
+    in :func:`input_tiles`.
     """
-    _, channels, depth, _, width = gy.shape
+    _, _, depth, _, width = gy.shape
     tiles_w = width // 2
     for r in range(rows):
         n, d, i = _tile_row(row0 + r, tiles_h, depth)
-        for k in range(channels):
-            g0 = gy[n, k, d, 2 * i]
-            g1 = gy[n, k, d, 2 * i + 1]
+        for k in range(dm.shape[1]):
+            channel = np.uint64(k0 + k)  # unsigned, as in input_tiles
+            g0 = gy[n, channel, d, 2 * i]
+            g1 = gy[n, channel, d, 2 * i + 1]
             _gradient_half(dm, k, t0 + r * tiles_w, tiles_w, g0, g1, 0)
             _gradient_half(dm, k, t0 + r * tiles_w, tiles_w, g0, g1, 2)

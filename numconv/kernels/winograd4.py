@@ -112,13 +112,13 @@ def _input_columns(row, e, v, first, c, t0, tiles):  # pragma: no cover
 
 
 @njit(**KERNEL_OPTIONS)
-def input_tiles(src, v, row0, rows, tiles_h, t0):  # pragma: no cover
+def input_tiles(src, v, row0, rows, tiles_h, t0, c0):  # pragma: no cover
     """``v[ξ, c, t] = (Bᵀ d B)[ξ]`` for the 6×6 patch ``d`` of tile ``t`` in channel ``c``.
 
     ``src`` is ``(N, C, D, H, W)`` with ``H ≥ 4·tiles_h + 2`` and
-    ``W = 4·tiles_w + 2``; ``v`` is ``(36, C, T)``. Tile rows ``row0`` to
-    ``row0 + rows`` go to columns ``t0`` onwards; ``ξ = 6a + b`` for transform
-    row ``a``, column ``b``.
+    ``W = 4·tiles_w + 2``; ``v`` is ``(36, C', T)``, its channel ``c`` from
+    ``src``'s channel ``c0 + c``. Tile rows ``row0`` to ``row0 + rows`` go to
+    columns ``t0`` onwards; ``ξ = 6a + b`` for transform row ``a``, column ``b``.
 
     A tile row holds few tiles (7 on a 28² image), too few for a vector loop
     over them, so each channel's tile rows are combined along H into one
@@ -128,16 +128,19 @@ def input_tiles(src, v, row0, rows, tiles_h, t0):  # pragma: no cover
     values it should have read (``tail``), which each tile row's pass along H
     writes past its end before the next one overwrites them.
     """
-    _, channels, depth, _, width = src.shape
+    _, _, depth, _, width = src.shape
     tiles_w = (width - 2) // 4
     stride = 4 * tiles_w
     t = np.zeros((6, rows * stride + 4), dtype=src.dtype)
     tail = np.empty((6, rows, 2), dtype=src.dtype)
     e = np.empty((4, rows * tiles_w + 1), dtype=src.dtype)
-    for c in range(channels):
+    for c in range(v.shape[1]):
+        # Unsigned: a channel that may be negative (wraparound code) kept the
+        # F(2×2) tile loops scalar, 6× slower.
+        channel = np.uint64(c0 + c)
         for r in range(rows):
             n, d, i = _tile_row(row0 + r, tiles_h, depth)
-            x = src[n, c, d]
+            x = src[n, channel, d]
             top = 4 * i
             x0, x1, x2, x3, x4, x5 = (
                 x[top],
@@ -190,24 +193,28 @@ def _output_row(s, first, tiles_w, y_row, bias):  # pragma: no cover
 
 
 @njit(**KERNEL_OPTIONS)
-def output_tiles(m, bias, dst, row0, rows, tiles_h, t0):  # pragma: no cover
+def output_tiles(m, bias, dst, row0, rows, tiles_h, t0, k0):  # pragma: no cover
     """Write ``Aᵀ m A + bias`` of every tile into its 4×4 block of ``dst``.
 
-    ``m`` is ``(36, K, T)``, ``dst`` is ``(N, K, D, 4·tiles_h, 4·tiles_w)``
-    and ``bias`` has ``K`` entries; tile rows and columns as in
+    ``m`` is ``(36, K', T)``, ``dst`` is ``(N, K, D, 4·tiles_h, 4·tiles_w)``
+    and ``bias`` has ``K`` entries; ``m``'s channel ``k`` is ``dst``'s channel
+    ``k0 + k`` (``k0 + K' ≤ K``); tile rows and columns as in
     :func:`input_tiles`. The pass along H runs over all tile rows of a
     channel at once (long loops), the pass along W one tile row at a time.
     """
-    _, channels, depth, _, width = dst.shape
+    _, _, depth, _, width = dst.shape
     tiles_w = width // 4
     s = np.empty((4, 6, rows * tiles_w), dtype=dst.dtype)
-    for k in range(channels):
+    for k in range(m.shape[1]):
+        channel = np.uint64(k0 + k)  # unsigned, as in input_tiles
         for b in range(6):
             _output_column(m, b, k, t0, rows * tiles_w, s)
         for r in range(rows):
             n, d, i = _tile_row(row0 + r, tiles_h, depth)
             for q in range(4):
-                _output_row(s[q], r * tiles_w, tiles_w, dst[n, k, d, 4 * i + q], bias[k])
+                _output_row(
+                    s[q], r * tiles_w, tiles_w, dst[n, channel, d, 4 * i + q], bias[channel]
+                )
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -229,22 +236,23 @@ def _gradient_columns(row, dm, first, k, t0, tiles):  # pragma: no cover
 
 
 @njit(**KERNEL_OPTIONS)
-def gradient_tiles(gy, dm, row0, rows, tiles_h, t0):  # pragma: no cover
+def gradient_tiles(gy, dm, row0, rows, tiles_h, t0, k0):  # pragma: no cover
     """``dm[ξ, k, t] = (A g Aᵀ)[ξ]`` for the 4×4 output-gradient block ``g`` of tile ``t``.
 
     The adjoint of :func:`output_tiles` (without the bias). ``gy`` is
-    ``(N, K, D, 4·tiles_h, 4·tiles_w)``; ``dm`` is ``(36, K, T)``; tile rows
-    and columns as in :func:`input_tiles`. A tile reads only its own four
+    ``(N, K, D, 4·tiles_h, 4·tiles_w)``; ``dm`` is ``(36, K', T)``, its
+    channel ``k`` from ``gy``'s channel ``k0 + k``; tile rows and columns as
+    in :func:`input_tiles`. A tile reads only its own four
     columns, so each channel's tile rows go through the pass along W at once
     with nothing to redo.
     """
-    _, channels, depth, _, width = gy.shape
+    _, _, depth, _, width = gy.shape
     tiles_w = width // 4
     q = np.empty((6, rows * width), dtype=gy.dtype)
-    for k in range(channels):
+    for k in range(dm.shape[1]):
         for r in range(rows):
             n, d, i = _tile_row(row0 + r, tiles_h, depth)
-            g = gy[n, k, d]
+            g = gy[n, np.uint64(k0 + k), d]  # unsigned, as in input_tiles
             top = 4 * i
             _gradient_rows(g[top], g[top + 1], g[top + 2], g[top + 3], q, r * width)
         for a in range(6):

@@ -100,3 +100,16 @@ def transform_filters_adjoint(du, g, gw, lo, hi):  # pragma: no cover
         for l in range(width):
             for t in range(9):
                 gw[j0 + l, t] = col[t, l]
+
+
+@njit(**KERNEL_OPTIONS)
+def transform_filter_block(taps, g, flip, u, channels, k_lo, k_hi, c_lo, c_hi):  # pragma: no cover
+    """:func:`transform_filters` for the filters ``j = k·channels + c`` with
+    ``k_lo ≤ k < k_hi`` and ``c_lo ≤ c < c_hi``: one thread's block of a
+    ``(K, channels)`` filter bank (its output channels, or in the input
+    gradient its input channels)."""
+    if c_lo == 0 and c_hi == channels:  # one contiguous run of filters
+        transform_filters(taps, g, flip, u, k_lo * channels, k_hi * channels)
+        return
+    for k in range(k_lo, k_hi):
+        transform_filters(taps, g, flip, u, k * channels + c_lo, k * channels + c_hi)
