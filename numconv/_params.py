@@ -8,6 +8,7 @@ on every fact established here.
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass
 
@@ -86,6 +87,8 @@ def check_dtype(dtype, name: str = "dtype") -> np.dtype:
 
 # --------------------------------------------------------------------------- ints
 def _is_int(value) -> bool:
+    if type(value) is int:  # the usual case first: the ABC check below costs ~0.4 µs a call
+        return True
     return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
 
 
@@ -276,8 +279,8 @@ class ConvPlan:
     @property
     def flops(self) -> int:
         """Multiply-adds times two of the direct algorithm."""
-        per_out = (self.in_channels // self.groups) * int(np.prod(self.kernel))
-        return 2 * self.batch * self.out_channels * per_out * int(np.prod(self.out))
+        per_out = (self.in_channels // self.groups) * math.prod(self.kernel)
+        return 2 * self.batch * self.out_channels * per_out * math.prod(self.out)
 
 
 def plan_conv(
