@@ -99,6 +99,14 @@ def test_blas_runs_single_threaded_in_the_parts_and_is_restored_after():
         assert _blas_threads() == before
 
 
+def test_parts_without_blas_leave_its_threads_alone():
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = _blas_threads()
+        inside = _workers.run_parts(lambda part: _blas_threads(), [0, 1], blas=False)
+        assert inside == [before] * 2
+        assert _blas_threads() == before
+
+
 def _raise_runtime(part):
     raise RuntimeError(part)
 

@@ -70,6 +70,7 @@ def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
     run_parts(
         lambda bounds: _sums(x4, weights, biases, y, layout, layout.row_target, 1, 0, bounds),
         layout.parts,
+        blas=False,
     )
     return y.reshape(plan.output5)
 
@@ -115,7 +116,7 @@ def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
                     plan.stride[2], residue.col_offset, bounds[index],
                 )  # fmt: skip
 
-    run_parts(part, range(layout.parts))
+    run_parts(part, range(layout.parts), blas=False)
     if not layout.padded:
         return gx.reshape(plan.input5)
     gxp = gx.reshape(plan.batch, plan.in_channels, *plan.padded).transpose(0, 2, 3, 4, 1)
@@ -143,7 +144,7 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
         )  # fmt: skip
         return sums, probe
 
-    partials = run_parts(part, layout.parts)
+    partials = run_parts(part, layout.parts, blas=False)
     if not all(np.isfinite(probe) for _, probe in partials):
         return planar_gemm.weight_grad(plan, x5, gy5, dtype)
     total = partials[0][0]

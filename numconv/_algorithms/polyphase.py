@@ -87,6 +87,7 @@ def _split(a5, maps, before_w: int, inner_spatial, plan: ConvPlan, dtype, slot: 
     run_parts(
         lambda b: split_phases(a5, stacked, src_d, src_h, col_source, col_first, dilation, *b),
         thread_parts(math.prod(stacked.shape[:3])),
+        blas=False,
     )
     return stacked.reshape(-1, c, *inner_spatial)
 
@@ -118,6 +119,7 @@ def _merge(phases5, plan: ConvPlan, shape, offset, dtype) -> np.ndarray:
     run_parts(
         lambda b: merge_phases(stacked, out, dilation, offset, *b),
         thread_parts(shape[0] * shape[1]),
+        blas=False,
     )
     return out
 

@@ -71,6 +71,7 @@ def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
             plan.stride[2], *layout.taps, *layout.chunks, *bounds,
         ),
         layout.parts,
+        blas=False,
     )  # fmt: skip
     return y.reshape(plan.output5)
 
@@ -92,7 +93,7 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
         )  # fmt: skip
         return sums
 
-    partials = run_parts(part, layout.parts)
+    partials = run_parts(part, layout.parts, blas=False)
     total = partials[0]
     for partial in partials[1:]:  # in part order: deterministic at a fixed thread count
         total += partial
