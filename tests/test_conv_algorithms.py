@@ -1272,9 +1272,11 @@ def test_phase_sums_input_gradient_writes_every_position_once(shape, c_out, kern
     plan = _plan(np.empty(shape), w, dict(kw, padding_mode=mode))
     layout = phase_sums._gradient_layout(plan, 2)
     written = np.zeros(layout.extent[0] * layout.extent[1] * layout.extent[2], dtype=int)
-    for residue in layout.residues:
-        rows = residue.row_target[residue.row_target >= 0]
-        cols = residue.col_offset + plan.stride[2] * np.arange(residue.layout.out_w)
+    for row_target, out_w, col_offset in zip(
+        layout.row_target, layout.out_w, layout.col_offset, strict=True
+    ):
+        rows = row_target[row_target >= 0]
+        cols = col_offset + plan.stride[2] * np.arange(out_w)
         np.add.at(written, (rows[:, None] * layout.extent[2] + cols).ravel(), 1)
     assert written.max() == 1
     assert layout.gaps or written.min() == 1

@@ -186,12 +186,15 @@ PHASE_SUMS_PROBE = r"""
 import numpy as np
 import numconv.functional as F
 from numconv import _dispatch
-from numconv.kernels.phase_sums import forward_phase_sums, weight_grad_phase_sums
+from numconv.kernels.phase_sums import (
+    forward_phase_sums, input_grad_phase_sums, weight_grad_phase_sums,
+)
 x, w = np.zeros((1, 4, 6, 6), np.float32), np.zeros((4, 2, 3, 3), np.float32)
 with _dispatch.forced("phase_sums"):
     F.conv2d(x, w, groups=2)
+    F.conv2d_input_grad(x.shape, w, np.zeros((1, 4, 4, 4), np.float32), groups=2)
     F.conv2d_weight_grad(x, w.shape, np.zeros((1, 4, 4, 4), np.float32), groups=2)
-KERNELS = (forward_phase_sums, weight_grad_phase_sums)
+KERNELS = (forward_phase_sums, input_grad_phase_sums, weight_grad_phase_sums)
 """
 
 
@@ -202,15 +205,19 @@ KERNELS = (forward_phase_sums, weight_grad_phase_sums)
     "probe, least_fma",
     [
         (TAP_SUMS_PROBE, {"forward_sums": 24, "weight_grad_sums": 24}),
-        (PHASE_SUMS_PROBE, {"forward_phase_sums": 24, "weight_grad_phase_sums": 24}),
+        (
+            PHASE_SUMS_PROBE,
+            {"forward_phase_sums": 24, "input_grad_phase_sums": 24, "weight_grad_phase_sums": 24},
+        ),
     ],
     ids=["tap_sums", "phase_sums"],
 )
 def test_tap_blocks_run_on_vectors(probe, least_fma):
     """Each kernel's shared block loop on vectors (the tap sums' and the phase sums').
 
-    The weight gradient's 8 × 3 sums become 24 vector accumulators; both
-    forwards link the register blocks' 8 × 3 block (24 FMAs a tap).
+    The weight gradient's 8 × 3 sums become 24 vector accumulators; the
+    forwards (the phase sums' input gradient is forwards of ``gy``) link the
+    register blocks' 8 × 3 block (24 FMAs a tap).
     """
     counts = _run_probe(probe + COUNT_PACKED_FMA)
     _assert_packed_fma(counts, list(least_fma))

@@ -24,7 +24,6 @@ GEMM. All three for any groups, dims, stride, dilation and padding mode.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import functools
 import itertools
 import math
@@ -38,7 +37,11 @@ from .._padding import extended_map, pad_adjoint_channels_last, source_indices
 from .._params import ConvPlan, kernel_array
 from .._workers import run_parts, split_range
 from ..kernels import register_blocks, simd
-from ..kernels.phase_sums import forward_phase_sums, weight_grad_phase_sums
+from ..kernels.phase_sums import (
+    forward_phase_sums,
+    input_grad_phase_sums,
+    weight_grad_phase_sums,
+)
 from . import planar_gemm
 from .common import tap_rows_operands
 
@@ -83,21 +86,13 @@ def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
     residue ``r`` a stride-1 correlation of ``gy`` with those taps in
     reverse, dilated by the step of ``(k·d - r)/s`` between them and with
     the filters' input and output channels swapped (see
-    :class:`_Residue`). Each residue is a forward of these phase sums,
-    written straight into every ``s``-th position of the gradient. One
-    hand-off runs all residues: part ``i`` does the ``i``-th task range of
-    each. Residues write disjoint positions, tasks disjoint rows: no races.
+    :func:`_axis_residues`), written straight into every ``s``-th position
+    of the gradient. All residues read one copy of ``gy``'s planes per task
+    (:func:`~numconv.kernels.phase_sums.input_grad_phase_sums`; a copy per
+    residue was most of a thin residue's time, §40). Residues write disjoint
+    positions, tasks disjoint rows: no races.
     """
     layout = _gradient_layout(plan, numba.get_num_threads())
-    gy4 = _rows_array(gy5, plan.batch, plan.out_channels, plan.out, dtype)
-    # Every residue's filters in one gather: 48 µs of Python a batch-1 call as
-    # four strided views and copies (§33), np.ix_ indexing 0.55 ms (§30).
-    gathered = np.asarray(w5).reshape(-1).take(layout.weight_index).astype(dtype, copy=False)
-    no_bias = np.zeros(plan.in_channels, dtype=dtype)
-    operands = [
-        (residue, gathered[start : start + math.prod(shape)].reshape(shape), no_bias)
-        for residue, (start, shape) in zip(layout.residues, layout.weight_blocks, strict=True)
-    ]
     depth, height, width = layout.extent
     shape = (plan.batch, plan.in_channels, depth * height, width)
     # The residues write every position but the gaps: only those need zeros first.
@@ -106,17 +101,24 @@ def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
         gx = fill("phase_sums.padded_gradient", shape, dtype)
     else:
         gx = (_aligned.zeros if layout.gaps else _aligned.empty)(shape, dtype=dtype)
-
-    def part(index):
-        for residue, weights, biases in operands:
-            bounds = residue.layout.parts
-            if index < len(bounds):
-                _sums(
-                    gy4, weights, biases, gx, residue.layout, residue.row_target,
-                    plan.stride[2], residue.col_offset, bounds[index],
-                )  # fmt: skip
-
-    run_parts(part, range(layout.parts), blas=False)
+    gy4 = _rows_array(gy5, plan.batch, plan.out_channels, plan.out, dtype)
+    # Every residue's filters in one gather, the padding taps from a zero
+    # appended: 48 µs of Python a batch-1 call as four strided views and
+    # copies (§33), np.ix_ indexing 0.55 ms (§30).
+    flat = np.asarray(w5).reshape(-1)
+    source = np.empty(flat.size + 1, dtype=dtype)
+    source[:-1], source[-1] = flat, 0
+    weights = source.take(layout.weight_index)
+    run_parts(
+        lambda bounds: input_grad_phase_sums(
+            gy4, weights, gx, layout.row_source, layout.col_source, layout.col_first,
+            layout.tap_plane, layout.tap_row, layout.tap_col, layout.tap_count,
+            layout.row_target, layout.out_w, plan.stride[2], layout.col_offset,
+            layout.chunk_rows, *bounds,
+        ),
+        layout.parts,
+        blas=False,
+    )  # fmt: skip
     if not layout.padded:
         return gx.reshape(plan.input5)
     gxp = gx.reshape(plan.batch, plan.in_channels, *plan.padded).transpose(0, 2, 3, 4, 1)
@@ -291,49 +293,57 @@ def _row_targets(plane_h: int, out_rows: int, out, steps, offsets, target_h: int
     """Row of the ``(·, target_h rows a slice, ·)`` result each wide output row goes to, or -1.
 
     Wide row ``r`` is output row ``r mod plane_h`` of depth slice ``r //
-    plane_h`` (junk from ``out[1]`` on); output position ``(d, h)`` goes to
-    ``(d·steps[0] + offsets[0], h·steps[1] + offsets[1])``.
+    plane_h`` (junk from ``out[1]`` on, and from depth slice ``out[0]`` on:
+    the input gradient's residues share ``out_rows``); output position ``(d,
+    h)`` goes to ``(d·steps[0] + offsets[0], h·steps[1] + offsets[1])``.
     """
     rows = np.arange(out_rows)
     d, h = rows // plane_h, rows % plane_h
     target = (d * steps[0] + offsets[0]) * target_h + h * steps[1] + offsets[1]
-    return np.where(h < out[1], target, -1).astype(np.int64)
-
-
-class _Residue(NamedTuple):
-    """One stride residue ``(r_D, r_H, r_W)`` of the input gradient, as a forward problem.
-
-    Along an axis with stride ``s``, dilation ``d`` and padding ``p``, the
-    residue's taps are the ``k`` with ``k·d ≡ r (mod s)``; ``m_k = (k·d -
-    r)/s`` steps by ``d' = d / gcd(d, s)`` between them. Its positions ``j =
-    q·s + r`` for ``q`` in ``[q0, q1)`` (those inside the written extent)
-    read ``gy[q - m_k]``: a stride-1 forward of ``gy`` with the taps in
-    reverse, dilation ``d'``, padding ``max(m) - q0`` before, whose output
-    ``e`` is position ``(e + q0)·s + r``, gradient index ``e·s + (q0·s + r -
-    shift)`` (``shift``: ``p`` when writing the unpadded input, else 0).
-    """
-
-    plan: ConvPlan  # the forward problem: C_out channels in, C_in out, groups kept
-    layout: _Layout
-    taps: tuple  # per axis: the slice of kernel indices of the sub-filter's taps, in its order
-    row_target: np.ndarray  # gradient row (depth·height) of each wide output row, or -1
-    col_offset: int  # gradient column of output column 0 (then every stride-th)
+    return np.where((h < out[1]) & (d < out[0]), target, -1).astype(np.int64)
 
 
 class _GradientLayout(NamedTuple):
-    residues: list[_Residue]
-    weight_index: np.ndarray  # flat filter index of each residue's tap-row operand, in turn
-    weight_blocks: list[tuple[int, tuple[int, int, int]]]  # each one's start and (G, T, C/G)
+    """The input gradient's residues as forwards over shared planes of ``gy``.
+
+    ``R`` residues (the stride residues some tap reaches), each with its
+    own taps into the one plane layout (``tap_*[r, …]``, the first
+    ``tap_count[r]`` of them; the rest padding, with zero weights) and its
+    own targets: wide output row ``i`` of residue ``r`` goes to gradient row
+    ``row_target[r, i]`` (``-1``: none), its first ``out_w[r]`` columns to
+    every ``stride``-th column from ``col_offset[r]``.
+    """
+
+    row_source: np.ndarray  # (1, rows): gy row (depth·height) of each plane row, or -1
+    col_source: np.ndarray  # (1, width): gy column of each plane column, or -1
+    col_first: np.ndarray  # (1,): gy column of plane column 0
+    tap_plane: np.ndarray  # (R, G, T): each residue's and group's taps' planes
+    tap_row: np.ndarray  # (R, T): first plane row each tap reads
+    tap_col: np.ndarray  # (R, T): first plane column each tap reads
+    tap_count: np.ndarray  # (R,): taps each residue has
+    row_target: np.ndarray  # (R, wide rows)
+    out_w: np.ndarray  # (R,)
+    col_offset: np.ndarray  # (R,)
+    chunk_rows: int  # wide output rows per task
+    parts: list[tuple[int, int]]  # task ranges, one per part
+    weight_index: np.ndarray  # (R, G, T, C/G): flat filter index of each weight, or the
+    # filter count (a zero) for a padding tap
     extent: tuple[int, int, int]  # the gradient's written extent: the input's, or padded
     padded: bool  # written over the padded input, then folded back by the padding's adjoint
     gaps: bool  # some positions no tap reaches (stride above the kernel's, or sharing a
     # factor with the dilation)
-    parts: int
 
 
 @functools.lru_cache(maxsize=64)
 def _gradient_layout(plan: ConvPlan, threads: int) -> _GradientLayout:
-    """The input gradient's residue problems, for one problem and thread count (cached)."""
+    """The input gradient's residue problems, for one problem and thread count (cached).
+
+    Along each axis a residue is a stride-1 forward of ``gy`` with its own
+    padding ``before``; the shared planes take the largest, ``B``, so that
+    plane position ``p`` holds ``gy[p - B]`` and the residue's taps start
+    ``B - before`` further on. The planes reach as far as the furthest
+    residue reads.
+    """
     # Other padding modes fold the pads back onto the input: write the padded extent.
     padded = plan.padding_mode != "zeros" and any(b or a for b, a in plan.pads)
     extent = plan.padded if padded else plan.spatial
@@ -345,53 +355,115 @@ def _gradient_layout(plan: ConvPlan, threads: int) -> _GradientLayout:
         )
     ]
     gaps = any(gap for _, gap in axes)
-    count = _part_count(plan, threads)
-    residues = []
-    for combo in itertools.product(*(found for found, _ in axes)):
-        taps, dilation, pads, out, first = zip(*combo, strict=True)
-        sizes = tuple(len(range(size)[t]) for size, t in zip(plan.kernel, taps, strict=True))
-        sub = dataclasses.replace(
-            plan, in_channels=plan.out_channels, out_channels=plan.in_channels,
-            spatial=plan.out, kernel=sizes, stride=(1, 1, 1),
-            dilation=dilation, pads=pads, out=out, padding_mode="zeros",
-        )  # fmt: skip
-        layout = _layout(sub, count, TASK_POSITIONS)
-        row_target = _row_targets(
-            layout.plane_h, layout.out_rows, out, plan.stride[:2], first[:2], extent[1]
+    residues = list(itertools.product(*(found for found, _ in axes)))  # (depth, height, width)
+    before = [max((r[a].before for r in residues), default=0) for a in range(3)]
+    # Plane extent per axis: the furthest any residue reads, plus one.
+    grid = [
+        max((r[a].positions + r[a].reach + before[a] - r[a].before for r in residues), default=1)
+        for a in range(3)
+    ]
+    plane_h, width = grid[1], grid[2]
+    out_rows = max(((d.positions - 1) * plane_h + h.positions for d, h, _ in residues), default=1)
+
+    group_in = plan.out_channels // plan.groups  # the forwards' input channels a group
+    tap_count = np.array([group_in * r[0].size * r[1].size * r[2].size for r in residues])
+    taps = int(tap_count.max(initial=0))
+    tap_plane = np.zeros((len(residues), plan.groups, taps), np.int64)
+    tap_row = np.zeros((len(residues), taps), np.int64)
+    tap_col = np.zeros((len(residues), taps), np.int64)
+    for i, residue in enumerate(residues):
+        # Taps in the filters' order (channel, depth, height, width): tap_rows_operands'.
+        d, h, w = (
+            [axis.dilation * k + before[a] - axis.before for k in range(axis.size)]
+            for a, axis in enumerate(residue)
         )
-        residues.append(_Residue(sub, layout, taps, row_target, first[2]))
-    weight_index, weight_blocks = _residue_weight_index(plan, residues)
-    return _GradientLayout(residues, weight_index, weight_blocks, extent, padded, gaps, count)
+        channel, row, col = np.meshgrid(
+            np.arange(group_in), np.add.outer(np.array(d) * plane_h, h).ravel(), w, indexing="ij"
+        )
+        count = tap_count[i]
+        tap_row[i, :count], tap_col[i, :count] = row.ravel(), col.ravel()
+        tap_plane[i, :, :count] = channel.ravel() + group_in * np.arange(plan.groups)[:, None]
+    reach = int(tap_row.max(initial=0))
+
+    # The planes: gy's rows and columns, B on, zeros outside gy.
+    rows = np.arange(out_rows + reach + 1)
+    depth, height = rows // plane_h - before[0], rows % plane_h - before[1]
+    inside = (rows // plane_h < grid[0]) & (depth >= 0) & (depth < plan.out[0])
+    inside &= (height >= 0) & (height < plan.out[1])
+    row_source = np.where(inside, depth * plan.out[1] + height, -1)[None, :]
+    cols = np.arange(width) - before[2]
+    col_source = np.where((cols >= 0) & (cols < plan.out[2]), cols, -1)[None, :]
+
+    row_target = np.zeros((len(residues), out_rows), dtype=np.int64)
+    for i, (d, h, _) in enumerate(residues):
+        row_target[i] = _row_targets(plane_h, out_rows, (d.positions, h.positions),
+                                     plan.stride[:2], (d.first, h.first), extent[1])  # fmt: skip
+    count = _part_count(plan, threads)
+    chunk_rows = _chunk_rows(plan.batch, out_rows, width, reach, count, TASK_POSITIONS)
+    tasks = plan.batch * -(-out_rows // chunk_rows)
+    return _GradientLayout(
+        row_source.astype(np.int64), col_source.astype(np.int64),
+        np.array([-before[2]], dtype=np.int64), tap_plane, tap_row, tap_col,
+        tap_count.astype(np.int64), row_target,
+        np.array([r[2].positions for r in residues], dtype=np.int64),
+        np.array([r[2].first for r in residues], dtype=np.int64), chunk_rows,
+        split_range(tasks, min(count, tasks)), _residue_weight_index(plan, residues, taps),
+        extent, padded, gaps,
+    )  # fmt: skip
 
 
-def _residue_weight_index(plan: ConvPlan, residues):
-    """Where each residue's filters come from in the flat filters, and each one's block.
+def _residue_weight_index(plan: ConvPlan, residues, taps: int) -> np.ndarray:
+    """Where each residue's weights come from in the flat filters, ``(R, G, taps, C/G)``.
 
-    Residue ``r``'s operand is :func:`tap_rows_operands` of its sub-filter
+    Residue ``r``'s weights are :func:`tap_rows_operands` of its sub-filter
     (its taps of every filter, input and output channels swapped), ``(G,
-    T_r, C/G)``; the same function applied to the filters' flat indices
-    gives where each value comes from.
+    T_r, C/G)``; the same reordering applied to the filters' flat indices
+    gives where each value comes from. Padding taps past ``T_r`` get the
+    filter count: the index of a zero appended to the filters.
     """
-    flat = np.arange(math.prod(plan.weight5)).reshape(
-        plan.groups, plan.out_channels // plan.groups, *plan.weight5[1:]
-    )
-    pieces, blocks, start = [np.zeros(0, dtype=np.int64)], [], 0  # no residue: no filters
-    for residue in residues:
-        sub = flat[(slice(None),) * 3 + residue.taps].transpose(0, 2, 1, 3, 4, 5)
-        rows, _ = tap_rows_operands(residue.plan, sub, None, np.int64)
-        pieces.append(rows.ravel())
-        blocks.append((start, rows.shape))
-        start += rows.size
-    return np.concatenate(pieces), blocks
+    total = math.prod(plan.weight5)
+    flat = np.arange(total).reshape(plan.groups, -1, *plan.weight5[1:])
+    group_outputs = plan.in_channels // plan.groups
+    index = np.full((len(residues), plan.groups, taps, group_outputs), total, dtype=np.int64)
+    for i, residue in enumerate(residues):
+        sub = flat[(slice(None),) * 3 + tuple(axis.taps for axis in residue)]
+        # (G, K/G, C/G, taps…) -> (G, K/G · taps, C/G): channel-major taps, as the planes'.
+        rows = sub.transpose(0, 1, 3, 4, 5, 2).reshape(plan.groups, -1, group_outputs)
+        index[i, :, : rows.shape[1]] = rows
+    return index
+
+
+class _AxisResidue(NamedTuple):
+    """One stride residue along one axis, as a stride-1 forward of ``gy`` (see :func:`input_grad`).
+
+    Its taps are the kernel indices ``taps`` (a slice, in reverse), ``size``
+    of them, ``dilation`` apart in ``gy``; the forward pads ``gy`` by
+    ``before`` and has ``positions`` outputs, the first at gradient index
+    ``first``, then every stride-th.
+    """
+
+    taps: slice
+    size: int
+    dilation: int
+    before: int
+    positions: int
+    first: int
+
+    @property
+    def reach(self) -> int:
+        return (self.size - 1) * self.dilation
 
 
 def _axis_residues(stride, dilation, size, out, extent, shift):
-    """One axis's residues with taps and positions, and whether a residue's positions lack taps.
+    """One axis's residues (:class:`_AxisResidue`), and whether a residue's positions lack taps.
 
-    Each residue as ``(taps, dilation, (before, after), positions, first)``:
-    the slice of kernel indices in the sub-filter's (reversed) order, the forward's
-    dilation and padding, its output length, and the gradient index of its
-    first position (see :class:`_Residue`).
+    Residue ``r``'s taps are the ``k`` with ``k·d ≡ r (mod s)``; ``m_k = (k·d
+    - r)/s`` steps by ``d / gcd(d, s)`` between them. Its positions ``j = q·s
+    + r`` for ``q`` in ``[q0, q1)`` (those inside the written extent) read
+    ``gy[q - m_k]``: a stride-1 forward of ``gy`` with the taps in reverse,
+    padded by ``max(m) - q0`` before, whose output ``e`` is gradient index
+    ``e·s + (q0·s + r - shift)`` (``shift``: the padding before when writing
+    the unpadded input, else 0).
     """
     found, gap = [], False
     for r in range(stride):
@@ -405,12 +477,12 @@ def _axis_residues(stride, dilation, size, out, extent, shift):
             continue
         m = [(k * dilation - r) // stride for k in taps]
         step = m[1] - m[0] if len(taps) > 1 else 1
-        before = m[-1] - q0
-        after = (q1 - q0) - out - before + (len(taps) - 1) * step
         # The taps in reverse as a slice: they step by stride / gcd(dilation, stride).
         spacing = taps[1] - taps[0] if len(taps) > 1 else 1
         reverse = slice(taps[-1], taps[0] - 1 if taps[0] else None, -spacing)
-        found.append((reverse, step, (before, after), q1 - q0, q0 * stride + r - shift))
+        found.append(
+            _AxisResidue(reverse, len(taps), step, m[-1] - q0, q1 - q0, q0 * stride + r - shift)
+        )
     return found, gap
 
 

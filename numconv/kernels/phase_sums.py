@@ -163,6 +163,51 @@ def forward_phase_sums(
             _copy_out(wide, y, n, first, group_outputs, targets, width, out_w, col_step, col_offset)
 
 
+@njit(**KERNEL_OPTIONS)
+def input_grad_phase_sums(
+    gy, w, gx, row_source, col_source, col_first, tap_plane, tap_row, tap_col, tap_count,
+    row_target, out_w, col_step, col_offset, chunk_rows, lo, hi,
+):  # fmt: skip  # pragma: no cover
+    """:func:`forward_phase_sums` of ``gy`` for every stride residue of the input gradient.
+
+    Each task copies ``gy``'s planes once (one phase: the residues are
+    stride-1 forwards) and runs every residue on them: residue ``r`` sums
+    its first ``tap_count[r]`` taps, ``tap_plane[r, g, t]`` from row
+    ``tap_row[r, t]``, column ``tap_col[r, t]`` on, with weights ``w[r, g]``
+    (``(R, G, T, C/G)``), and writes wide row ``i`` to row ``row_target[r,
+    i]`` of ``gx``, its first ``out_w[r]`` columns ``e`` to columns
+    ``e·col_step + col_offset[r]``. No bias.
+    """
+    residues, groups, _, group_outputs = w.shape
+    out_channels = gx.shape[1]
+    out_rows = row_target.shape[1]
+    tile = TILE_VECTORS * simd.lanes(gx)
+    width, reach, _, planes, source = _plane_space(
+        gy, row_source, col_source, tap_row, chunk_rows, tile
+    )
+    size = planes.shape[1]
+    fixes = column_fixes(col_source, col_first, 1, gy.shape[3])
+    wide = np.empty((out_channels, chunk_rows * width), dtype=gx.dtype)
+    spill = np.empty((out_channels, tile), dtype=gx.dtype)
+    no_bias = np.zeros(out_channels, dtype=gx.dtype)
+    chunks = -(-out_rows // chunk_rows)
+    for task in range(lo, hi):
+        n, r0, rows = _start_task(gy, task, chunks, chunk_rows, out_rows, reach, row_source,
+                                  col_source, col_first, 1, fixes, width, planes,
+                                  source)  # fmt: skip
+        for r in range(residues):
+            offsets = np.empty(tap_count[r], dtype=np.int64)
+            targets = row_target[r, r0 : r0 + rows]
+            for g in range(groups):
+                for t in range(offsets.shape[0]):
+                    offsets[t] = tap_plane[r, g, t] * size + tap_row[r, t] * width + tap_col[r, t]
+                first = g * group_outputs
+                sum_outputs(source, offsets, w[r, g], no_bias, wide, 0, spill, first,
+                            group_outputs, rows * width)  # fmt: skip
+                _copy_out(wide, gx, n, first, group_outputs, targets, width, out_w[r], col_step,
+                          col_offset[r])  # fmt: skip
+
+
 @njit(inline="always", **KERNEL_OPTIONS)
 def _copy_out(
     wide, y, n, first, count, row_target, width, out_w, col_step, col_offset
