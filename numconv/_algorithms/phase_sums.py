@@ -51,6 +51,9 @@ NAME = "phase_sums"
 # its register blocks sweep them (the same length as the tap sums').
 TASK_POSITIONS = 4096
 
+# Weight-gradient runs across several images: at most this long (see _weight_grad_tasks).
+RUN_POSITIONS = 1024
+
 # Work per part below which a second thread does not pay: two parts from 1.5×
 # this, 16.5 MFLOP. Waking the idle worker costs far more than an empty call's
 # ~35 µs (§28) here: one-thread calls beat two-thread ones up to 14.5 MFLOP
@@ -133,7 +136,9 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
     plane value was; if one was not, ``0·inf`` may have made a NaN no real
     position makes, and the planar GEMM computes the gradient instead.
     """
-    layout = _layout(plan, _part_count(plan, numba.get_num_threads()), TASK_POSITIONS)
+    count = _part_count(plan, numba.get_num_threads())
+    layout = _layout(plan, count, TASK_POSITIONS)
+    images, parts = _weight_grad_tasks(plan, count, TASK_POSITIONS)
     x4 = _rows_array(x5, plan.batch, plan.in_channels, plan.spatial, dtype)
     gy4 = _rows_array(gy5, plan.batch, plan.out_channels, plan.out, dtype)
 
@@ -142,17 +147,37 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
         probe = weight_grad_phase_sums(
             x4, gy4, layout.row_source, layout.col_source, layout.col_first, layout.col_stride,
             layout.tap_plane, layout.tap_row, layout.tap_col, layout.row_target,
-            layout.chunk_rows, *bounds, sums,
+            layout.chunk_rows, images, *bounds, sums,
         )  # fmt: skip
         return sums, probe
 
-    partials = run_parts(part, layout.parts, blas=False)
+    partials = run_parts(part, parts, blas=False)
     if not all(np.isfinite(probe) for _, probe in partials):
         return planar_gemm.weight_grad(plan, x5, gy5, dtype)
     total = partials[0][0]
     for sums, _ in partials[1:]:  # in part order: deterministic at a fixed thread count
         total += sums
     return total.astype(dtype).reshape(plan.weight5)
+
+
+@functools.lru_cache(maxsize=256)
+def _weight_grad_tasks(
+    plan: ConvPlan, part_count: int, task_positions: int
+) -> tuple[int, list[tuple[int, int]]]:
+    """Images a weight-gradient task takes, and each part's range of tasks (cached).
+
+    Where a task is one whole image, several: up to ``task_positions``
+    plane positions, but not so many that a part has none. Their runs cross
+    every image of the task (see
+    :func:`~numconv.kernels.phase_sums.weight_grad_phase_sums`).
+    """
+    layout = _layout(plan, part_count, task_positions)
+    if layout.chunk_rows < layout.out_rows:  # images split into tasks of rows
+        return 1, layout.parts
+    size = (layout.out_rows + int(layout.tap_row.max()) + 1) * layout.col_source.shape[1]
+    images = max(1, min(RUN_POSITIONS // size, -(-plan.batch // part_count)))
+    tasks = -(-plan.batch // images)
+    return images, split_range(tasks, min(part_count, tasks))
 
 
 def group_weights(plan: ConvPlan) -> int:
@@ -179,15 +204,23 @@ def strided_residues_have_several_taps(plan: ConvPlan) -> bool:
 
 
 def scratch_elements(plan: ConvPlan) -> int:
-    """Values of the planes and wide outputs every part allocates, summed over the parts."""
-    layout = _layout(plan, _part_count(plan, numba.get_num_threads()), TASK_POSITIONS)
+    """Values of the planes and wide outputs every part allocates, summed over the parts.
+
+    The larger of the forward's and the weight gradient's (whose tasks may
+    hold several images).
+    """
+    count = _part_count(plan, numba.get_num_threads())
+    layout = _layout(plan, count, TASK_POSITIONS)
+    images, parts = _weight_grad_tasks(plan, count, TASK_POSITIONS)
     width = layout.col_source.shape[1]
     planes = plan.in_channels * layout.row_source.shape[0] * layout.col_source.shape[0]
     plane_rows = layout.chunk_rows + int(layout.tap_row.max()) + 1
     tail = register_blocks.TILE_VECTORS * simd.VECTOR_BYTES // 4  # float32's, the longer
     per_part = planes * plane_rows * width + tail  # the planes and the blocks' overrun
     per_part += plan.out_channels * (layout.chunk_rows * width + tail)  # wide and spill rows
-    return per_part * len(layout.parts)
+    # The weight gradient: several images' planes and wide rows (gaps included).
+    per_task = (planes + plan.out_channels) * images * plane_rows * width
+    return max(per_part * len(layout.parts), per_task * len(parts))
 
 
 @functools.lru_cache(maxsize=256)

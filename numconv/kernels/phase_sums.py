@@ -40,13 +40,14 @@ from .tap_sums import OUT_BLOCK, add_dot_blocks
 
 @njit(inline="always", **KERNEL_OPTIONS)
 def _copy_planes(
-    x, n, r0, rows, row_source, col_source, col_first, col_stride, fixes, width, planes, flat
+    x, n, r0, rows, row_source, col_source, col_first, col_stride, fixes, width, planes, flat,
+    origin,
 ):  # fmt: skip  # pragma: no cover
     """Plane rows ``[r0, r0 + rows)`` of image ``n`` into ``planes``, ``width`` values each.
 
-    ``planes[(c·PR + pr)·PC + pc, i·width + e]`` is ``x[n, c, row_source[pr,
-    r0 + i], col_source[pc, e]]``, a zero where either source is ``-1``;
-    ``flat`` is the planes' memory, one axis.
+    ``planes[(c·PR + pr)·PC + pc, origin + i·width + e]`` is ``x[n, c,
+    row_source[pr, r0 + i], col_source[pc, e]]``, a zero where either source
+    is ``-1``; ``flat`` is the planes' memory, one axis.
 
     Rows are copied in vectors with stride 1 or 2 along W: plane column ``e``
     of W phase ``pc`` reads input column ``col_first[pc] + e·col_stride``,
@@ -64,31 +65,33 @@ def _copy_planes(
                 plane = (c * row_phases + pr) * col_phases + pc
                 if col_stride > 2:
                     copy_row_columns(x, n, c, r0, rows, row_source[pr], col_source[pc],
-                                        range(width), width, planes[plane])  # fmt: skip
+                                        range(width), width, planes[plane, origin:])  # fmt: skip
                     continue
                 first_row = (n * channels + c) * height
                 copy_row_vectors(x, first_row, r0, rows, row_source[pr], col_first[pc],
-                                    col_stride, in_w, width, flat, plane * size)  # fmt: skip
+                                 col_stride, in_w, width, flat, plane * size + origin)  # fmt: skip
                 count = fixes[pc, 0]
                 if count:
                     copy_row_columns(x, n, c, r0, rows, row_source[pr], col_source[pc],
-                                        fixes[pc, 1 : count + 1], width, planes[plane])  # fmt: skip
+                                        fixes[pc, 1 : count + 1], width,
+                                        planes[plane, origin:])  # fmt: skip
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _plane_space(x, row_source, col_source, tap_row, chunk_rows, tail):  # pragma: no cover
+def _plane_space(x, row_source, col_source, tap_row, chunk_rows, tail, images):  # pragma: no cover
     """Plane width, the taps' row reach, the input's plane count, room for a task's planes,
     and the same memory flat with ``tail`` zeros more.
 
     Each plane holds one more row than the taps reach below a task's last
     row: the last row's junk columns run on into it. The forward's blocks
     read up to ``tail`` values past a run's end: into the next plane (junk
-    positions, never stored), or past the last one.
+    positions, never stored), or past the last one. A task of several
+    ``images`` holds each image's rows after the other's in each plane.
     """
     width = col_source.shape[1]
     reach = tap_row.max()
     count = x.shape[1] * row_source.shape[0] * col_source.shape[0]
-    size = (chunk_rows + reach + 1) * width
+    size = images * (chunk_rows + reach + 1) * width
     # Zeroed whole: with np.empty and only the tail zeroed the forward ran
     # 4-7% slower (g8_3x3, g4_k5_s2; the junk positions then read leftover
     # memory), and the weight gradient was no faster (docs/performance.md §31).
@@ -106,7 +109,7 @@ def _start_task(
     r0 = task % chunks * chunk_rows
     rows = min(chunk_rows, out_rows - r0)
     _copy_planes(x, n, r0, rows + reach + 1, row_source, col_source, col_first, col_stride,
-                 fixes, width, planes, flat)  # fmt: skip
+                 fixes, width, planes, flat, 0)  # fmt: skip
     return n, r0, rows
 
 
@@ -141,7 +144,7 @@ def forward_phase_sums(
     groups, taps, group_outputs = w.shape
     tile = TILE_VECTORS * simd.lanes(y)  # the blocks' reads past a task's end
     width, reach, _, planes, source = _plane_space(
-        x, row_source, col_source, tap_row, chunk_rows, tile
+        x, row_source, col_source, tap_row, chunk_rows, tile, 1
     )
     size = planes.shape[1]
     fixes = column_fixes(col_source, col_first, col_stride, x.shape[3])
@@ -183,7 +186,7 @@ def input_grad_phase_sums(
     out_rows = row_target.shape[1]
     tile = TILE_VECTORS * simd.lanes(gx)
     width, reach, _, planes, source = _plane_space(
-        gy, row_source, col_source, tap_row, chunk_rows, tile
+        gy, row_source, col_source, tap_row, chunk_rows, tile, 1
     )
     size = planes.shape[1]
     fixes = column_fixes(col_source, col_first, 1, gy.shape[3])
@@ -252,7 +255,7 @@ def _copy_out(
 @njit(**REDUCTION_OPTIONS)
 def weight_grad_phase_sums(
     x, gy, row_source, col_source, col_first, col_stride, tap_plane, tap_row, tap_col,
-    row_target, chunk_rows, lo, hi, sums,
+    row_target, chunk_rows, images, lo, hi, sums,
 ):  # fmt: skip  # pragma: no cover
     """Add tasks ``[lo, hi)``'s weight gradient into ``sums[o, t]``; return a finiteness probe.
 
@@ -262,6 +265,13 @@ def weight_grad_phase_sums(
     product of its tap's run with the output gradient's wide rows, copied
     with zeros in the junk columns and rows, 8 output channels × 3 taps at a
     time (:func:`numconv.kernels.tap_sums.add_dot_blocks`).
+
+    With ``images`` above 1 (then ``chunk_rows`` is every wide row), task
+    ``i`` is images ``i·images …``, laid one after the other in each plane,
+    and the output gradient's rows likewise with zeros in the rows between
+    them: one run of a tap crosses them all. Each dot block ends in 24
+    horizontal sums; on 210-long runs of one image they were much of its
+    time (g8_3x3_s2, docs/performance.md §40).
 
     The junk positions multiply zeros by inputs no real output reads at
     that tap: exact zeros while the planes are finite. The return value is
@@ -273,23 +283,31 @@ def weight_grad_phase_sums(
     groups = tap_plane.shape[0]
     group_outputs = out_channels // groups
     width, reach, count, planes, flat = _plane_space(
-        x, row_source, col_source, tap_row, chunk_rows, 0
+        x, row_source, col_source, tap_row, chunk_rows, 0, images
     )
     fixes = column_fixes(col_source, col_first, col_stride, x.shape[3])
-    wide = np.empty((out_channels, chunk_rows * width), dtype=gy.dtype)
+    size = planes.shape[1] // images  # one image's plane rows
+    wide = np.empty((out_channels, images * size), dtype=gy.dtype)
     probe = x.dtype.type(0)
     chunks = -(-out_rows // chunk_rows)
     for task in range(lo, hi):
-        n, r0, rows = _start_task(x, task, chunks, chunk_rows, out_rows, reach, row_source,
-                                  col_source, col_first, col_stride, fixes, width, planes,
-                                  flat)  # fmt: skip
-        length = rows * width
-        used = (rows + reach + 1) * width
+        n0, r0 = task // chunks * images, task % chunks * chunk_rows
+        rows = min(chunk_rows, out_rows - r0)
+        taken = min(images, x.shape[0] - n0)
+        targets = row_target[r0 : r0 + rows]
+        for i in range(taken):
+            _copy_planes(x, n0 + i, r0, rows + reach + 1, row_source, col_source, col_first,
+                         col_stride, fixes, width, planes, flat, i * size)  # fmt: skip
+            _copy_gradient_rows(gy, n0 + i, targets, width, wide, i * size)
+            if i + 1 < taken:  # the rows up to the next image's: zeros
+                for o in range(out_channels):
+                    wide[o, i * size + rows * width : (i + 1) * size] = 0
+        length = (taken - 1) * size + rows * width
+        used = (taken - 1) * size + (rows + reach + 1) * width
         for p in range(count):
             plane = planes[p]
             for q in range(used):
                 probe += plane[q] * 0
-        _copy_gradient_rows(gy, n, row_target[r0 : r0 + rows], width, wide)
         for g in range(groups):
             first = g * group_outputs
             last = first + group_outputs - 1
@@ -302,15 +320,15 @@ def weight_grad_phase_sums(
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _copy_gradient_rows(gy, n, row_target, width, wide):  # pragma: no cover
-    """``wide[o, i·width + e] = gy[n, o, row_target[i], e]``, zeros in the junk rows
-    (``row_target[i] < 0``) and columns (``e >= OW``); in masked vectors."""
+def _copy_gradient_rows(gy, n, row_target, width, wide, origin):  # pragma: no cover
+    """``wide[o, origin + i·width + e] = gy[n, o, row_target[i], e]``, zeros in the junk
+    rows (``row_target[i] < 0``) and columns (``e >= OW``); in masked vectors."""
     lanes = simd.lanes(wide)
     out_channels, out_rows, out_w = gy.shape[1], gy.shape[2], gy.shape[3]
     for o in range(out_channels):
         for i in range(row_target.shape[0]):
             row = row_target[i]
-            at = o * wide.shape[1] + i * width
+            at = o * wide.shape[1] + origin + i * width
             read = ((n * out_channels + o) * out_rows + row) * out_w
             valid = out_w if row >= 0 else 0  # a junk row: every lane a zero
             for e0 in range(0, width, lanes):
