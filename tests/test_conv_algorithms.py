@@ -1259,6 +1259,30 @@ def test_phase_sums_weight_gradient_hands_non_finite_inputs_to_the_planar_gemm(
     _assert_same_non_finite(got, expected)
 
 
+@pytest.mark.parametrize(
+    "shape, c_out, kernel, kw",
+    [
+        # The one input column is padded position 1: residue 1 of stride 2,
+        # which a 1-wide kernel's only tap (residue 0) never reaches.
+        ((1, 1, 1, 1, 1), 2, (1, 1, 1), dict(stride=(1, 1, 2), padding=1)),
+        ((2, 3, 1, 1), 2, (1, 1), dict(stride=2, padding=1)),
+    ],
+)
+def test_phase_sums_input_gradient_without_a_residue_with_taps_is_zero(
+    rng, shape, c_out, kernel, kw
+):
+    nd = len(kernel)
+    x, w, _, gy = _random_grouped_layer(rng, shape, c_out, kernel, kw)
+    plan = _plan(x, w, kw)
+    assert phase_sums._gradient_layout(plan, 2).tap_count.size == 0
+    with _dispatch.forced("direct"):
+        expected = getattr(F, f"conv{nd}d_input_grad")(x.shape, w, gy, **kw)
+    with _dispatch.forced("phase_sums"):
+        got = getattr(F, f"conv{nd}d_input_grad")(x.shape, w, gy, **kw)
+    assert not expected.any()
+    assert_close(got, expected, np.float64)
+
+
 @pytest.mark.parametrize("mode", ["zeros", "reflect"])
 @pytest.mark.parametrize("shape, c_out, kernel, kw", PHASE_SUMS_SHAPES)
 def test_phase_sums_input_gradient_writes_every_position_once(shape, c_out, kernel, kw, mode):

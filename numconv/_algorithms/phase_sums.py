@@ -104,24 +104,27 @@ def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
         gx = fill("phase_sums.padded_gradient", shape, dtype)
     else:
         gx = (_aligned.zeros if layout.gaps else _aligned.empty)(shape, dtype=dtype)
-    gy4 = _rows_array(gy5, plan.batch, plan.out_channels, plan.out, dtype)
-    # Every residue's filters in one gather, the padding taps from a zero
-    # appended: 48 µs of Python a batch-1 call as four strided views and
-    # copies (§33), np.ix_ indexing 0.55 ms (§30).
-    flat = np.asarray(w5).reshape(-1)
-    source = np.empty(flat.size + 1, dtype=dtype)
-    source[:-1], source[-1] = flat, 0
-    weights = source.take(layout.weight_index)
-    run_parts(
-        lambda bounds: input_grad_phase_sums(
-            gy4, weights, gx, layout.row_source, layout.col_source, layout.col_first,
-            layout.tap_plane, layout.tap_row, layout.tap_col, layout.tap_count,
-            layout.row_target, layout.out_w, plan.stride[2], layout.col_offset,
-            layout.chunk_rows, *bounds,
-        ),
-        layout.parts,
-        blas=False,
-    )  # fmt: skip
+    # No residue with taps (a 1-wide input padded at stride 2 with a 1-wide
+    # kernel: the one position's residue has none): the zeros are the gradient.
+    if layout.tap_count.size:
+        gy4 = _rows_array(gy5, plan.batch, plan.out_channels, plan.out, dtype)
+        # Every residue's filters in one gather, the padding taps from a zero
+        # appended: 48 µs of Python a batch-1 call as four strided views and
+        # copies (§33), np.ix_ indexing 0.55 ms (§30).
+        flat = np.asarray(w5).reshape(-1)
+        source = np.empty(flat.size + 1, dtype=dtype)
+        source[:-1], source[-1] = flat, 0
+        weights = source.take(layout.weight_index)
+        run_parts(
+            lambda bounds: input_grad_phase_sums(
+                gy4, weights, gx, layout.row_source, layout.col_source, layout.col_first,
+                layout.tap_plane, layout.tap_row, layout.tap_col, layout.tap_count,
+                layout.row_target, layout.out_w, plan.stride[2], layout.col_offset,
+                layout.chunk_rows, *bounds,
+            ),
+            layout.parts,
+            blas=False,
+        )  # fmt: skip
     if not layout.padded:
         return gx.reshape(plan.input5)
     gxp = gx.reshape(plan.batch, plan.in_channels, *plan.padded).transpose(0, 2, 3, 4, 1)
