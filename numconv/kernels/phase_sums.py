@@ -113,6 +113,22 @@ def _start_task(
     return n, r0, rows
 
 
+@njit(inline="always", **KERNEL_OPTIONS)
+def _sum_buffers(
+    x, y, row_source, col_source, col_first, col_stride, tap_row, chunk_rows
+):  # fmt: skip  # pragma: no cover
+    """The forwards' buffers: plane width, the taps' row reach, the planes and their
+    flat memory, the column fixes, and the wide and spill rows of ``y``'s channels."""
+    tile = TILE_VECTORS * simd.lanes(y)  # the blocks' reads past a task's end
+    width, reach, _, planes, source = _plane_space(
+        x, row_source, col_source, tap_row, chunk_rows, tile, 1
+    )
+    fixes = column_fixes(col_source, col_first, col_stride, x.shape[3])
+    wide = np.empty((y.shape[1], chunk_rows * width), dtype=y.dtype)
+    spill = np.empty((y.shape[1], tile), dtype=y.dtype)
+    return width, reach, planes, source, fixes, wide, spill
+
+
 @njit(**KERNEL_OPTIONS)
 def forward_phase_sums(
     x, w, bias, y, row_source, col_source, col_first, col_stride, tap_plane, tap_row, tap_col,
@@ -139,17 +155,12 @@ def forward_phase_sums(
     ``chunk_rows`` wide rows of one image, summed in register blocks
     (:mod:`numconv.kernels.register_blocks`) into wide rows, then copied out.
     """
-    out_channels = y.shape[1]
     out_rows = row_target.shape[0]
     groups, taps, group_outputs = w.shape
-    tile = TILE_VECTORS * simd.lanes(y)  # the blocks' reads past a task's end
-    width, reach, _, planes, source = _plane_space(
-        x, row_source, col_source, tap_row, chunk_rows, tile, 1
+    width, reach, planes, source, fixes, wide, spill = _sum_buffers(
+        x, y, row_source, col_source, col_first, col_stride, tap_row, chunk_rows
     )
     size = planes.shape[1]
-    fixes = column_fixes(col_source, col_first, col_stride, x.shape[3])
-    wide = np.empty((out_channels, chunk_rows * width), dtype=y.dtype)
-    spill = np.empty((out_channels, tile), dtype=y.dtype)
     offsets = np.empty(taps, dtype=np.int64)
     chunks = -(-out_rows // chunk_rows)
     for task in range(lo, hi):
@@ -182,17 +193,12 @@ def input_grad_phase_sums(
     ``e·col_step + col_offset[r]``. No bias.
     """
     residues, groups, _, group_outputs = w.shape
-    out_channels = gx.shape[1]
     out_rows = row_target.shape[1]
-    tile = TILE_VECTORS * simd.lanes(gx)
-    width, reach, _, planes, source = _plane_space(
-        gy, row_source, col_source, tap_row, chunk_rows, tile, 1
+    width, reach, planes, source, fixes, wide, spill = _sum_buffers(
+        gy, gx, row_source, col_source, col_first, 1, tap_row, chunk_rows
     )
     size = planes.shape[1]
-    fixes = column_fixes(col_source, col_first, 1, gy.shape[3])
-    wide = np.empty((out_channels, chunk_rows * width), dtype=gx.dtype)
-    spill = np.empty((out_channels, tile), dtype=gx.dtype)
-    no_bias = np.zeros(out_channels, dtype=gx.dtype)
+    no_bias = np.zeros(gx.shape[1], dtype=gx.dtype)
     chunks = -(-out_rows // chunk_rows)
     for task in range(lo, hi):
         n, r0, rows = _start_task(gy, task, chunks, chunk_rows, out_rows, reach, row_source,
