@@ -337,6 +337,8 @@ def _work_split(total_rows: int, tiles_w: int, channels: int, groups: int) -> st
       of its own, so only up to FILTER_SPLIT_MAX_CHANNEL_TILES (``channels``
       are the convolution's input channels): b1_3x3_14's forward 0.74 ->
       0.59 ms, while res3x3_7's (65536) went from 4.7-5.1 to 5.3-5.6 ms.
+      With whole groups a thread it won every grouped layer measured,
+      1.3-2.8× (docs/performance.md §40).
     - ``"positions"``: the others; each thread half of the ξ positions'
       products, with the transforms on either side split by tile rows (four
       hand-offs: filters, input tiles, products, output tiles).
