@@ -814,10 +814,10 @@ def test_polyphase_matches_the_direct_algorithm(rng, shape, c_out, kernel, kw, m
 
 
 def _random_layer(rng, shape, c_out, kernel, kw):
-    """Random ``x``, ``w``, ``b`` and an output gradient for a one-group layer."""
+    """Random ``x``, ``w``, ``b`` and an output gradient, with ``kw``'s groups."""
     nd = len(kernel)
     x = rng.standard_normal(shape)
-    w = rng.standard_normal((c_out, shape[-nd - 1], *kernel))
+    w = rng.standard_normal((c_out, shape[-nd - 1] // kw.get("groups", 1), *kernel))
     b = rng.standard_normal(c_out)
     gy = rng.standard_normal(getattr(F, f"conv{nd}d")(x, w, b, **kw).shape)
     return x, w, b, gy
@@ -1022,6 +1022,9 @@ def test_tap_sums_float32_is_within_1e5_of_float64(rng, threads):
         ("tap_sums", (2, 3, 9, 50), 4, (3, 3), dict(padding=(1, 2))),
         ("tap_sums", (3, 4, 90), 6, (5,), dict(stride=2, padding=1)),
         ("polyphase", (2, 3, 10, 70), 4, (3, 3), dict(padding=(2, 3), dilation=2)),
+        # Both W phases from one pair of loads (copy_row_vector_pairs), even and odd widths
+        ("phase_sums", (2, 4, 9, 70), 6, (3, 3), dict(stride=2, padding=1, groups=2)),
+        ("phase_sums", (2, 4, 9, 67), 4, (5, 5), dict(stride=2, padding=2, groups=2)),
     ],
 )
 @pytest.mark.parametrize("mode", ["zeros", "reflect"])
@@ -1134,16 +1137,6 @@ PHASE_SUMS_SHAPES = [
 ]
 
 
-def _random_grouped_layer(rng, shape, c_out, kernel, kw):
-    """Random ``x``, ``w``, ``b`` and an output gradient, with ``kw``'s groups."""
-    nd = len(kernel)
-    x = rng.standard_normal(shape)
-    w = rng.standard_normal((c_out, shape[-nd - 1] // kw.get("groups", 1), *kernel))
-    b = rng.standard_normal(c_out)
-    gy = rng.standard_normal(getattr(F, f"conv{nd}d")(x, w, b, **kw).shape)
-    return x, w, b, gy
-
-
 @pytest.mark.parametrize("task_positions", [1, 7, 40, 1 << 20])
 @pytest.mark.parametrize("shape, c_out, kernel, kw", PHASE_SUMS_SHAPES)
 @pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
@@ -1154,7 +1147,7 @@ def test_phase_sums_match_the_direct_algorithm(monkeypatch, rng, shape, c_out, k
         kw = dict(kw, padding=(1, 0, 1))  # reflect needs pads smaller than the input
     monkeypatch.setattr(phase_sums, "TASK_POSITIONS", task_positions)
     kw = dict(kw, padding_mode=mode)
-    x, w, b, gy = _random_grouped_layer(rng, shape, c_out, kernel, kw)
+    x, w, b, gy = _random_layer(rng, shape, c_out, kernel, kw)
     _assert_matches_direct("phase_sums", x, w, b, gy, **kw)
 
 
@@ -1272,7 +1265,7 @@ def test_phase_sums_input_gradient_without_a_residue_with_taps_is_zero(
     rng, shape, c_out, kernel, kw
 ):
     nd = len(kernel)
-    x, w, _, gy = _random_grouped_layer(rng, shape, c_out, kernel, kw)
+    x, w, _, gy = _random_layer(rng, shape, c_out, kernel, kw)
     plan = _plan(x, w, kw)
     assert phase_sums._gradient_layout(plan, 2).tap_count.size == 0
     with _dispatch.forced("direct"):

@@ -33,7 +33,12 @@ from numba import njit
 
 from .._config import KERNEL_OPTIONS, REDUCTION_OPTIONS
 from . import simd
-from .plane_rows import column_fixes, copy_row_columns, copy_row_vectors
+from .plane_rows import (
+    column_fixes,
+    copy_row_columns,
+    copy_row_vector_pairs,
+    copy_row_vectors,
+)
 from .register_blocks import TILE_VECTORS, sum_outputs
 from .tap_sums import OUT_BLOCK, add_dot_blocks
 
@@ -59,17 +64,25 @@ def _copy_planes(
     channels, height, in_w = x.shape[1], x.shape[2], x.shape[3]
     row_phases, col_phases = row_source.shape[0], col_source.shape[0]
     size = planes.shape[1]
+    # Stride 2 with both W phases: one pair of loads per vector serves both.
+    paired = col_stride == 2 and col_phases == 2 and col_first[1] == col_first[0] + 1
     for c in range(channels):
         for pr in range(row_phases):
+            if paired:
+                plane = c * row_phases + pr
+                copy_row_vector_pairs(x, (n * channels + c) * height, r0, rows, row_source[pr],
+                                      col_first[0], in_w, width, flat, 2 * plane * size + origin,
+                                      (2 * plane + 1) * size + origin)  # fmt: skip
             for pc in range(col_phases):
                 plane = (c * row_phases + pr) * col_phases + pc
                 if col_stride > 2:
                     copy_row_columns(x, n, c, r0, rows, row_source[pr], col_source[pc],
                                         range(width), width, planes[plane, origin:])  # fmt: skip
                     continue
-                first_row = (n * channels + c) * height
-                copy_row_vectors(x, first_row, r0, rows, row_source[pr], col_first[pc],
-                                 col_stride, in_w, width, flat, plane * size + origin)  # fmt: skip
+                if not paired:
+                    copy_row_vectors(x, (n * channels + c) * height, r0, rows, row_source[pr],
+                                     col_first[pc], col_stride, in_w, width, flat,
+                                     plane * size + origin)  # fmt: skip
                 count = fixes[pc, 0]
                 if count:
                     copy_row_columns(x, n, c, r0, rows, row_source[pr], col_source[pc],

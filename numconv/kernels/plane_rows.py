@@ -47,6 +47,35 @@ def copy_row_vectors(
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
+def copy_row_vector_pairs(
+    x, first_row, r0, rows, row_source, first, in_w, width, flat, at_even, at_odd
+):  # fmt: skip  # pragma: no cover
+    """:func:`copy_row_vectors` at stride 2 for both W phases: plane column ``e`` of the
+    even phase (at ``at_even``) reads input column ``first + 2e``, the odd phase's (at
+    ``at_odd``) ``first + 1 + 2e``. Each pair of loads serves both: half the loads
+    and masks of two calls."""
+    lanes = simd.lanes(flat)
+    zero = simd.zero(flat)
+    for e0 in range(0, width, lanes):
+        count = min(lanes, width - e0)
+        column = first + 2 * e0
+        lo, hi = -column, in_w - column  # the lanes inside the input row
+        for i in range(rows):
+            src = row_source[r0 + i]
+            even = at_even + i * width + e0
+            odd = at_odd + i * width + e0
+            if src < 0:
+                simd.masked_store(flat, even, zero, count, 1)
+                simd.masked_store(flat, odd, zero, count, 1)
+                continue
+            read = (first_row + src) * in_w + column
+            low = simd.masked_load(x, read, lo, hi)
+            high = simd.masked_load(x, read + lanes, lo - lanes, hi - lanes)
+            simd.masked_store(flat, even, simd.even_lanes(low, high), count, 1)
+            simd.masked_store(flat, odd, simd.odd_lanes(low, high), count, 1)
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
 def copy_row_columns(
     x, n, c, r0, rows, row_source, col_source, columns, width, plane
 ):  # fmt: skip  # pragma: no cover

@@ -279,6 +279,12 @@ def even_lanes(typingctx, first, second):
     return _shuffle(first, second, lambda lanes: [2 * j for j in range(lanes)])
 
 
+@intrinsic
+def odd_lanes(typingctx, first, second):
+    """Lanes ``1, 3, 5, …`` of ``first`` followed by ``second``."""
+    return _shuffle(first, second, lambda lanes: [2 * j + 1 for j in range(lanes)])
+
+
 def _spread(typingctx, vector, half):
     """Lane ``2j`` of the result is ``vector[half·lanes/2 + j]``; the odd lanes are zeros."""
     if not isinstance(vector, Vector):
