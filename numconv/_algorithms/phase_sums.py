@@ -108,19 +108,15 @@ def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
     # kernel: the one position's residue has none): the zeros are the gradient.
     if layout.tap_count.size:
         gy4 = _rows_array(gy5, plan.batch, plan.out_channels, plan.out, dtype)
-        # Every residue's filters in one gather, the padding taps from a zero
-        # appended: 48 µs of Python a batch-1 call as four strided views and
-        # copies (§33), np.ix_ indexing 0.55 ms (§30).
-        flat = np.asarray(w5).reshape(-1)
-        source = np.empty(flat.size + 1, dtype=dtype)
-        source[:-1], source[-1] = flat, 0
-        weights = source.take(layout.weight_index)
+        # Every residue's filters in one gather: 48 µs of Python a batch-1 call
+        # as four strided views and copies (§33), np.ix_ indexing 0.55 ms (§30).
+        weights = np.asarray(w5).reshape(-1).take(layout.weight_index).astype(dtype, copy=False)
         run_parts(
             lambda bounds: input_grad_phase_sums(
-                gy4, weights, gx, layout.row_source, layout.col_source, layout.col_first,
-                layout.tap_plane, layout.tap_row, layout.tap_col, layout.tap_count,
-                layout.row_target, layout.out_w, plan.stride[2], layout.col_offset,
-                layout.chunk_rows, *bounds,
+                gy4, weights, layout.weight_start, gx, layout.row_source, layout.col_source,
+                layout.col_first, layout.tap_plane, layout.tap_row, layout.tap_col,
+                layout.tap_count, layout.row_target, layout.out_w, plan.stride[2],
+                layout.col_offset, layout.chunk_rows, *bounds,
             ),
             layout.parts,
             blas=False,
@@ -344,8 +340,9 @@ class _GradientLayout(NamedTuple):
 
     ``R`` residues (the stride residues some tap reaches), each with its
     own taps into the one plane layout (``tap_*[r, …]``, the first
-    ``tap_count[r]`` of them; the rest padding, with zero weights) and its
-    own targets: wide output row ``i`` of residue ``r`` goes to gradient row
+    ``tap_count[r]`` of them), its own weights (``(G, tap_count[r], C/G)``
+    from ``weight_start[r]`` on in one flat array) and its own targets:
+    wide output row ``i`` of residue ``r`` goes to gradient row
     ``row_target[r, i]`` (``-1``: none), its first ``out_w[r]`` columns to
     every ``stride``-th column from ``col_offset[r]``.
     """
@@ -362,8 +359,8 @@ class _GradientLayout(NamedTuple):
     col_offset: np.ndarray  # (R,)
     chunk_rows: int  # wide output rows per task
     parts: list[tuple[int, int]]  # task ranges, one per part
-    weight_index: np.ndarray  # (R, G, T, C/G): flat filter index of each weight, or the
-    # filter count (a zero) for a padding tap
+    weight_index: np.ndarray  # flat filter index of each residue's weights, in turn
+    weight_start: np.ndarray  # (R + 1,): where each residue's weights start
     extent: tuple[int, int, int]  # the gradient's written extent: the input's, or padded
     padded: bool  # written over the padded input, then folded back by the padding's adjoint
     gaps: bool  # some positions no tap reaches (stride above the kernel's, or sharing a
@@ -443,30 +440,30 @@ def _gradient_layout(plan: ConvPlan, threads: int) -> _GradientLayout:
         tap_count.astype(np.int64), row_target,
         np.array([r[2].positions for r in residues], dtype=np.int64),
         np.array([r[2].first for r in residues], dtype=np.int64), chunk_rows,
-        split_range(tasks, min(count, tasks)), _residue_weight_index(plan, residues, taps),
+        split_range(tasks, min(count, tasks)), *_residue_weight_index(plan, residues),
         extent, padded, gaps,
     )  # fmt: skip
 
 
-def _residue_weight_index(plan: ConvPlan, residues, taps: int) -> np.ndarray:
-    """Where each residue's weights come from in the flat filters, ``(R, G, taps, C/G)``.
+def _residue_weight_index(plan: ConvPlan, residues) -> tuple[np.ndarray, np.ndarray]:
+    """Where each residue's weights come from in the flat filters, and where each starts.
 
     Residue ``r``'s weights are :func:`tap_rows_operands` of its sub-filter
     (its taps of every filter, input and output channels swapped), ``(G,
     T_r, C/G)``; the same reordering applied to the filters' flat indices
-    gives where each value comes from. Padding taps past ``T_r`` get the
-    filter count: the index of a zero appended to the filters.
+    gives where each value comes from. One flat index for all residues, in
+    turn: a gather of 18K values took 8 µs, and 15 with every residue padded
+    to the longest's taps (b1_g8_3x3_s2's input gradient, a 110 µs call).
     """
-    total = math.prod(plan.weight5)
-    flat = np.arange(total).reshape(plan.groups, -1, *plan.weight5[1:])
-    group_outputs = plan.in_channels // plan.groups
-    index = np.full((len(residues), plan.groups, taps, group_outputs), total, dtype=np.int64)
-    for i, residue in enumerate(residues):
+    flat = np.arange(math.prod(plan.weight5)).reshape(plan.groups, -1, *plan.weight5[1:])
+    pieces = [np.zeros(0, dtype=np.int64)]  # no residue: no weights
+    for residue in residues:
         sub = flat[(slice(None),) * 3 + tuple(axis.taps for axis in residue)]
         # (G, K/G, C/G, taps…) -> (G, K/G · taps, C/G): channel-major taps, as the planes'.
-        rows = sub.transpose(0, 1, 3, 4, 5, 2).reshape(plan.groups, -1, group_outputs)
-        index[i, :, : rows.shape[1]] = rows
-    return index
+        pieces.append(sub.transpose(0, 1, 3, 4, 5, 2).reshape(-1))
+    sizes = [piece.size for piece in pieces[1:]]
+    start = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64)
+    return np.concatenate(pieces).astype(np.int64), start
 
 
 class _AxisResidue(NamedTuple):

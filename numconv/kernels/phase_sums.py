@@ -192,20 +192,22 @@ def forward_phase_sums(
 
 @njit(**KERNEL_OPTIONS)
 def input_grad_phase_sums(
-    gy, w, gx, row_source, col_source, col_first, tap_plane, tap_row, tap_col, tap_count,
-    row_target, out_w, col_step, col_offset, chunk_rows, lo, hi,
+    gy, w, w_start, gx, row_source, col_source, col_first, tap_plane, tap_row, tap_col,
+    tap_count, row_target, out_w, col_step, col_offset, chunk_rows, lo, hi,
 ):  # fmt: skip  # pragma: no cover
     """:func:`forward_phase_sums` of ``gy`` for every stride residue of the input gradient.
 
     Each task copies ``gy``'s planes once (one phase: the residues are
     stride-1 forwards) and runs every residue on them: residue ``r`` sums
     its first ``tap_count[r]`` taps, ``tap_plane[r, g, t]`` from row
-    ``tap_row[r, t]``, column ``tap_col[r, t]`` on, with weights ``w[r, g]``
-    (``(R, G, T, C/G)``), and writes wide row ``i`` to row ``row_target[r,
-    i]`` of ``gx``, its first ``out_w[r]`` columns ``e`` to columns
-    ``e·col_step + col_offset[r]``. No bias.
+    ``tap_row[r, t]``, column ``tap_col[r, t]`` on, with weights
+    ``w[w_start[r]:w_start[r + 1]]`` as ``(G, tap_count[r], C/G)``, and
+    writes wide row ``i`` to row ``row_target[r, i]`` of ``gx``, its first
+    ``out_w[r]`` columns ``e`` to columns ``e·col_step + col_offset[r]``. No
+    bias.
     """
-    residues, groups, _, group_outputs = w.shape
+    residues, groups = tap_plane.shape[:2]
+    group_outputs = gx.shape[1] // groups
     out_rows = row_target.shape[1]
     width, reach, planes, source, fixes, wide, spill = _sum_buffers(
         gy, gx, row_source, col_source, col_first, 1, tap_row, chunk_rows
@@ -219,12 +221,13 @@ def input_grad_phase_sums(
                                   source)  # fmt: skip
         for r in range(residues):
             offsets = np.empty(tap_count[r], dtype=np.int64)
+            weights = w[w_start[r] : w_start[r + 1]].reshape((groups, tap_count[r], group_outputs))
             targets = row_target[r, r0 : r0 + rows]
             for g in range(groups):
                 for t in range(offsets.shape[0]):
                     offsets[t] = tap_plane[r, g, t] * size + tap_row[r, t] * width + tap_col[r, t]
                 first = g * group_outputs
-                sum_outputs(source, offsets, w[r, g], no_bias, wide, 0, spill, first,
+                sum_outputs(source, offsets, weights[g], no_bias, wide, 0, spill, first,
                             group_outputs, rows * width)  # fmt: skip
                 _copy_out(wide, gx, n, first, group_outputs, targets, width, out_w[r], col_step,
                           col_offset[r])  # fmt: skip
