@@ -1329,6 +1329,47 @@ def test_phase_sums_tasks_cover_every_row_once_within_the_scratch_bound(x_shape,
 
 
 @pytest.mark.parametrize(
+    "x_shape, w_shape, kw, images",
+    [
+        ((8, 16, 28, 28), (16, 2, 3, 3), dict(stride=2, padding=1, groups=8), 4),  # 240 a plane
+        ((3, 4, 9, 10), (6, 2, 3, 3), dict(padding=1, groups=2), 3),  # a part's images, all
+        ((2, 4, 40, 40), (4, 2, 3, 3), dict(padding=1, groups=2), 1),  # 1806 a plane: too long
+        ((1, 4, 9, 10), (6, 2, 3, 3), dict(padding=1, groups=2), 1),  # one image
+    ],
+)
+def test_phase_sums_weight_gradient_runs_cross_images(rng, x_shape, w_shape, kw, images):
+    """Tasks of several whole images, up to RUN_POSITIONS plane positions, and as many
+    images as leave every part a task; the weight gradient against the direct one."""
+    plan = _plan(np.empty(x_shape), np.empty(w_shape), kw)
+    parts = phase_sums._part_count(plan, 2)
+    got_images, ranges = phase_sums._weight_grad_tasks(plan, parts, phase_sums.TASK_POSITIONS)
+    assert got_images == images
+    if images > 1:  # tasks of whole images, every one in some part
+        assert ranges[0][0] == 0 and ranges[-1][1] == -(-plan.batch // images)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    gy = rng.standard_normal(F.conv2d(x, w, **kw).shape)
+    with _dispatch.forced("direct"):
+        expected = F.conv2d_weight_grad(x, w.shape, gy, **kw)
+    with _dispatch.forced("phase_sums"):
+        got = F.conv2d_weight_grad(x, w.shape, gy, **kw)
+    assert_close(got, expected, np.float64)
+
+
+def test_winograd_work_split_by_tiles_positions_and_filters(monkeypatch):
+    """The rule of _work_split, at two threads: whole-tile chunks with MIN_TILES tiles a
+    thread, else by filters up to FILTER_SPLIT_MAX_CHANNEL_TILES input channel-tiles or
+    with whole groups a thread, else by transform position."""
+    monkeypatch.setattr(winograd.numba, "get_num_threads", lambda: 2)
+    assert winograd._work_split(32, 8, 64, 1) == "tiles"  # 256 tiles
+    assert winograd._work_split(7, 7, 256, 1) == "filters"  # b1_3x3_14: 49 tiles, 12544
+    assert winograd._work_split(32, 4, 512, 1) == "positions"  # res3x3_7: 128 tiles, 65536
+    assert winograd._work_split(32, 4, 512, 2) == "filters"  # a group a thread
+    limit = winograd.FILTER_SPLIT_MAX_CHANNEL_TILES
+    assert winograd._work_split(1, 64, limit // 64, 1) == "filters"
+    assert winograd._work_split(1, 64, limit // 64 + 1, 1) == "positions"
+
+
+@pytest.mark.parametrize(
     "x_shape, w_shape, kw",
     [
         ((2, 48, 10, 10), (64, 48, 5, 5), dict(padding=2)),  # 76800 weights
