@@ -38,7 +38,7 @@ from .. import _aligned, _workspace
 from .._padding import extended_map, pad_adjoint_channels_last, source_indices
 from .._params import ConvPlan, kernel_array
 from .._workers import run_parts, thread_parts
-from ..kernels.phases import merge_phases, split_phases
+from ..kernels.phases import merge_phases, split_phases, split_tasks
 from .common import select_inner
 
 NAME = "polyphase"
@@ -86,7 +86,7 @@ def _split(a5, maps, before_w: int, inner_spatial, plan: ConvPlan, dtype, slot: 
     col_first = np.arange(dw, dtype=np.int64) - before_w
     run_parts(
         lambda b: split_phases(a5, stacked, src_d, src_h, col_source, col_first, dilation, *b),
-        thread_parts(math.prod(stacked.shape[:3])),
+        thread_parts(split_tasks(math.prod(stacked.shape[:3]), plan.dilation)),
         blas=False,
     )
     return stacked.reshape(-1, c, *inner_spatial)

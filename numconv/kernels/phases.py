@@ -25,7 +25,12 @@ import numpy as np
 from numba import njit
 
 from .._config import KERNEL_OPTIONS
-from .plane_rows import column_fixes, copy_row_columns, copy_row_vectors
+from .plane_rows import (
+    column_fixes,
+    copy_row_columns,
+    copy_row_vector_pairs,
+    copy_row_vectors,
+)
 
 
 @njit(**KERNEL_OPTIONS)
@@ -38,12 +43,14 @@ def split_phases(x, dst, src_d, src_h, col_source, col_first, dilation, lo, hi):
     the input column it would read at ``l = 0`` were it inside the input
     (``rw`` minus the left padding). They pad the input, in any mode, in the
     same pass. Planes ``(p, n, c)`` are numbered row-major; the call writes
-    planes ``lo`` to ``hi - 1``.
+    planes ``lo`` to ``hi - 1``, or with ``dw`` 2 the plane pairs (both W
+    phases) ``lo`` to ``hi - 1`` of :func:`split_tasks`' numbering.
 
     Rows are copied in masked vectors where ``dw`` is 1 or 2
     (:mod:`numconv.kernels.plane_rows`; the columns other padding modes map
     elsewhere then one by one): one value at a time through the map they
-    took 0.73 ms a split on dilated3x3 (two threads).
+    took 0.73 ms a split on dilated3x3 (two threads). With ``dw`` 2 each
+    pair of loads fills both W phases' rows.
     """
     batch, channels, depth, height, width = dst.shape[1:]
     in_d, in_h, in_w = x.shape[2:]
@@ -53,8 +60,10 @@ def split_phases(x, dst, src_d, src_h, col_source, col_first, dilation, lo, hi):
     fixes = column_fixes(col_source, col_first, dw, in_w)
     rows = np.empty(height, dtype=np.int64)
     plane = height * width
+    paired = dw == 2
+    phase_planes = batch * channels * depth * plane  # one phase's values
     for task in range(lo, hi):
-        p = task // (batch * channels)
+        p = task // (batch * channels) * (2 if paired else 1)
         n = (task // channels) % batch
         c = task % channels
         rd = p // (dh * dw)
@@ -64,23 +73,41 @@ def split_phases(x, dst, src_d, src_h, col_source, col_first, dilation, lo, hi):
             rows[j] = src_h[rh + dh * j]
         for i in range(depth):
             a = src_d[rd + dd * i]
-            at = (task * depth + i) * plane
+            at = (((p * batch + n) * channels + c) * depth + i) * plane
             if a < 0:
                 flat[at : at + plane] = 0
+                if paired:
+                    flat[at + phase_planes : at + phase_planes + plane] = 0
                 continue
             slice_ = c * in_d + a  # the input's (channel, depth) plane in x4
+            first_row = (n * x4.shape[1] + slice_) * in_h
+            if paired:
+                copy_row_vector_pairs(x4, first_row, 0, height, rows, col_first[0], in_w, width,
+                                      flat, at, at + phase_planes)  # fmt: skip
+                for phase in range(2):
+                    count = fixes[phase, 0]
+                    if count:
+                        out = flat[at + phase * phase_planes : at + phase * phase_planes + plane]
+                        copy_row_columns(x4, n, slice_, 0, height, rows, col_source[phase],
+                                         fixes[phase, 1 : count + 1], width, out)  # fmt: skip
+                continue
             out = flat[at : at + plane]
             if dw > 2:
                 copy_row_columns(x4, n, slice_, 0, height, rows, col_source[rw], range(width),
                                  width, out)  # fmt: skip
                 continue
-            first_row = (n * x4.shape[1] + slice_) * in_h
             copy_row_vectors(x4, first_row, 0, height, rows, col_first[rw], dw, in_w, width,
                              flat, at)  # fmt: skip
             count = fixes[rw, 0]
             if count:
                 copy_row_columns(x4, n, slice_, 0, height, rows, col_source[rw],
                                  fixes[rw, 1 : count + 1], width, out)  # fmt: skip
+
+
+def split_tasks(planes: int, dilation) -> int:
+    """:func:`split_phases`' task count for ``planes`` planes ``(p, n, c)``: a plane each,
+    or a pair of W phases each with ``dw`` 2."""
+    return planes // 2 if dilation[2] == 2 else planes
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
