@@ -320,28 +320,30 @@ FILTER_SPLIT_MAX_CHANNEL_TILES = 1 << 15
 
 
 def _work_split(total_rows: int, tiles_w: int, channels: int, groups: int) -> str:
-    """How the threads share a call: ``"tiles"``, ``"positions"`` or ``"filters"``.
+    """How the threads share a call: ``"tiles"``, ``"filters"`` or ``"positions"``.
 
     - ``"tiles"``: each thread a run of tile rows, in cache-sized chunks that
       go through transforms, products and back (the filters transformed
       first, in a hand-off of their own). When each thread gets at least
       MIN_TILES tiles.
     - Fewer tiles (deep layers on small images: b1_3x3_14 has 49 F(2×2)
-      tiles of 256 channels, res3x3_7 128 of 512): every tile is transformed
-      at once, and the products are split instead, which makes them as long
-      as the call has tiles for BLAS and has each ``U[ξ]`` read by one thread
-      only (res3x3_7's weight gradient: 22 -> 15 ms against the tiles split).
-    - ``"filters"``: each thread a block of output channels over every tile
-      (:func:`_by_filters`): one hand-off for the whole call. It repeats the
-      input tiles' transform in every thread unless each thread has groups
-      of its own, so only up to FILTER_SPLIT_MAX_CHANNEL_TILES (``channels``
-      are the convolution's input channels): b1_3x3_14's forward 0.74 ->
-      0.59 ms, while res3x3_7's (65536) went from 4.7-5.1 to 5.3-5.6 ms.
-      With whole groups a thread it won every grouped layer measured,
-      1.3-2.8× (docs/performance.md §40).
-    - ``"positions"``: the others; each thread half of the ξ positions'
-      products, with the transforms on either side split by tile rows (four
-      hand-offs: filters, input tiles, products, output tiles).
+      tiles of 256 channels, res3x3_7 128 of 512) are transformed all at
+      once, and the threads share the channels or the products:
+
+      - ``"filters"``: each thread a block of output channels over every
+        tile (:func:`_by_filters`), one hand-off for the whole call. It
+        repeats the input tiles' transform in every thread unless each
+        thread has groups of its own, so only up to
+        FILTER_SPLIT_MAX_CHANNEL_TILES (``channels`` are the convolution's
+        input channels): b1_3x3_14's forward 0.74 -> 0.59 ms, while
+        res3x3_7's (65536) went from 4.7-5.1 to 5.3-5.6 ms. With whole
+        groups a thread it won every grouped layer measured, 1.3-2.8×
+        (docs/performance.md §40).
+      - ``"positions"``: each thread half of the ξ positions' products, as
+        long as the call has tiles for BLAS and each ``U[ξ]`` read by one
+        thread only (res3x3_7's weight gradient 22 -> 15 ms against the
+        tiles split), with the transforms on either side split by tile
+        rows: four hand-offs (filters, input tiles, products, output tiles).
     """
     threads = numba.get_num_threads()
     tiles = total_rows * tiles_w
