@@ -54,11 +54,15 @@ def _all_three(x, w, b, gy, **kw):
 
 
 def _assert_matches_direct(algorithm, x, w, b, gy, **kw):
-    """All three ops with ``algorithm`` forced equal the direct algorithm's."""
+    """All three ops with ``algorithm`` forced (``None``: the dispatch's own choice)
+    equal the direct algorithm's."""
     with _dispatch.forced("direct"):
         expected = _all_three(x, w, b, gy, **kw)
-    with _dispatch.forced(algorithm):
+    if algorithm is None:
         got = _all_three(x, w, b, gy, **kw)
+    else:
+        with _dispatch.forced(algorithm):
+            got = _all_three(x, w, b, gy, **kw)
     for g, e in zip(got, expected, strict=True):
         assert_close(g, e, np.float64)
 
@@ -182,11 +186,7 @@ def test_depthwise_matches_the_direct_algorithm(rng, mode, shape, kernel, kw):
     y = getattr(F, f"conv{len(kernel)}d")(x, w, b, **kw)
     gy = rng.standard_normal(y.shape)
     assert _dispatch.select("forward", _plan(x, w, kw), np.float64) is _depthwise
-    with _dispatch.forced("direct"):
-        expected = _all_three(x, w, b, gy, **kw)
-    got = _all_three(x, w, b, gy, **kw)
-    for g, e in zip(got, expected, strict=True):
-        assert_close(g, e, np.float64)
+    _assert_matches_direct(None, x, w, b, gy, **kw)
 
 
 # Stride 1, zero padding, rows as wide as the input's: the masked kernels.
@@ -316,11 +316,7 @@ def test_rows_depthwise_matches_the_direct_algorithm(rng, monkeypatch, shape, ke
     monkeypatch.setattr(_depthwise, "ROWS_BAND_BYTES", band_bytes)
     x, w, b, gy, kw = _depthwise_layer(rng, shape, kernel, kw)
     assert _takes_rows(_plan(x, w, kw))
-    with _dispatch.forced("direct"):
-        expected = _all_three(x, w, b, gy, **kw)
-    got = _all_three(x, w, b, gy, **kw)
-    for g, e in zip(got, expected, strict=True):
-        assert_close(g, e, np.float64)
+    _assert_matches_direct(None, x, w, b, gy, **kw)
 
 
 @pytest.mark.parametrize("shape, kernel, kw", ROWS_DEPTHWISE[:3] + ROWS_DEPTHWISE[-3:])
@@ -374,11 +370,7 @@ def test_stacked_depthwise_matches_the_direct_algorithm(
     monkeypatch.setattr(_depthwise, "ROWS_MAX_PLANE", 0)
     x, w, b, gy, kw = _depthwise_layer(rng, shape, kernel, kw)
     assert takes(_plan(x, w, kw))
-    with _dispatch.forced("direct"):
-        expected = _all_three(x, w, b, gy, **kw)
-    got = _all_three(x, w, b, gy, **kw)
-    for g, e in zip(got, expected, strict=True):
-        assert_close(g, e, np.float64)
+    _assert_matches_direct(None, x, w, b, gy, **kw)
 
 
 @pytest.mark.parametrize("path, stride", [("masked", 1), ("split", 2), ("rows", 2)])
@@ -438,12 +430,8 @@ def test_pointwise_matches_the_direct_algorithm(rng, batch, shape, kw):
     w = rng.standard_normal((4, shape[0], *[1] * (len(shape) - 1)))
     b = rng.standard_normal(4)
     gy = rng.standard_normal(getattr(F, f"conv{w.ndim - 2}d")(x, w, b, **kw).shape)
-    with _dispatch.forced("direct"):
-        expected = _all_three(x, w, b, gy, **kw)
     assert _dispatch.select("forward", _plan(x, w, kw), np.float64) is _pointwise
-    got = _all_three(x, w, b, gy, **kw)
-    for g, e in zip(got, expected, strict=True):
-        assert_close(g, e, np.float64)
+    _assert_matches_direct(None, x, w, b, gy, **kw)
 
 
 def test_pointwise_needs_one_group_and_no_padding(rng):
