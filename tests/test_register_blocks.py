@@ -192,3 +192,48 @@ def test_masked_intrinsics_take_any_integer_type():
     b = np.full(32, -1.0, dtype=np.float32)
     _masked_with_narrow_indices(a, b)
     np.testing.assert_array_equal(b[:3], [0, 2, -1])
+
+
+@njit
+def _interleaved_roundtrip(a, b, index, field):
+    fields = simd.load_interleaved(a, index, 9)
+    # Reverse the fields, so that a mix-up of field and lane order shows.
+    simd.store_interleaved(b, index, fields[::-1])
+    simd.store(field, 0, fields[2])
+
+
+@njit
+def _three_fields(a, b):
+    first, second, third = simd.load_interleaved(a, 0, 3)
+    simd.store_interleaved(b, 0, (third, first, second))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_interleaved_loads_and_stores_move_whole_records(dtype):
+    """``lanes`` records of 9 values: load_interleaved gives field t of every record as one
+    vector, store_interleaved writes them back record by record, touching nothing else."""
+    lanes = _lanes(dtype)
+    a = np.arange(1, 9 * lanes + 3, dtype=dtype)
+    b = np.full_like(a, -1.0)
+    field = np.empty(lanes, dtype)
+    _interleaved_roundtrip(a, b, 2, field)
+    records = a[2 : 2 + 9 * lanes].reshape(lanes, 9)
+    np.testing.assert_array_equal(field, records[:, 2])
+    expected = np.full_like(a, -1.0)
+    expected[2 : 2 + 9 * lanes] = records[:, ::-1].ravel()
+    np.testing.assert_array_equal(b, expected)
+    c = np.arange(3 * lanes, dtype=dtype)
+    d = np.zeros_like(c)
+    _three_fields(c, d)
+    np.testing.assert_array_equal(d.reshape(lanes, 3), c.reshape(lanes, 3)[:, [2, 0, 1]])
+
+
+@njit
+def _interleaved_count(a, count):
+    return simd.load_interleaved(a, 0, count)
+
+
+def test_interleaved_load_takes_a_literal_field_count():
+    errors = (TypeError, numba.core.errors.TypingError)
+    with pytest.raises(errors, match="literal"):
+        _interleaved_count(np.zeros(160, np.float32), np.int64(9) + np.int64(0) * 0)

@@ -26,6 +26,10 @@ in a register across any loop and is stored only when the kernel says so.
 - :func:`spread_low` / :func:`spread_high`: the first or second half of a
   vector's lanes to the even lanes of a whole one, the inverse: with
   :func:`masked_store`'s ``step`` 2 they write every other position.
+- :func:`load_interleaved` / :func:`store_interleaved`: ``lanes`` records of
+  ``T`` values each (e.g. 3×3 filters, 9 taps) as ``T`` vectors, one per
+  field: the fields' stride-``T`` gather or scatter done as shuffles of
+  whole vectors instead of one scalar per value.
 
 The width is fixed at 64 bytes, this machine's AVX-512 registers; on a CPU
 with narrower registers LLVM splits each operation into two or four, with the
@@ -312,3 +316,93 @@ def spread_low(typingctx, vector):
 def spread_high(typingctx, vector):
     """Lane ``2j`` is ``vector[lanes/2 + j]`` for ``j < lanes/2``; the odd lanes are zeros."""
     return _spread(typingctx, vector, 1)
+
+
+def _interleave_order(lanes: int, fields: int) -> list[int]:
+    """Lane ``p`` of the records, ``(l, t) = divmod(p, fields)``, is lane ``t·lanes + l``
+    of the fields' vectors laid end to end."""
+    return [(p % fields) * lanes + p // fields for p in range(lanes * fields)]
+
+
+def _concatenate(builder, vectors):
+    """One long vector of ``vectors`` end to end (and undefined lanes up to a power of two)."""
+    level, width = list(vectors), vectors[0].type.count
+    while len(level) > 1:
+        mask = ir.Constant(ir.VectorType(_I32, 2 * width), list(range(2 * width)))
+        level = [
+            builder.shuffle_vector(
+                level[i],
+                level[i + 1] if i + 1 < len(level) else ir.Constant(level[i].type, ir.Undefined),
+                mask,
+            )
+            for i in range(0, len(level), 2)
+        ]
+        width *= 2
+    return level[0]
+
+
+@intrinsic
+def store_interleaved(typingctx, array, index, fields):
+    """``array.flat[index + l·T + t] = fields[t][l]`` for a tuple of ``T`` vectors.
+
+    ``lanes`` records of ``T`` values, written as one contiguous run of
+    ``lanes·T`` values (unaligned). Unchecked like :func:`store`.
+    """
+    _check_array(array)
+    if not (isinstance(fields, types.UniTuple) and fields.dtype == Vector(array.dtype)):
+        raise TypeError(f"expected a tuple of vectors of {array.dtype}, got {fields}")
+    count = fields.count
+
+    def codegen(context, builder, signature, args):
+        vectors = [builder.extract_value(args[2], t) for t in range(count)]
+        lanes = vectors[0].type.count
+        joined = _concatenate(builder, vectors)
+        records = builder.shuffle_vector(
+            joined,
+            ir.Constant(joined.type, ir.Undefined),
+            ir.Constant(ir.VectorType(_I32, lanes * count), _interleave_order(lanes, count)),
+        )
+        pointer = _element_pointer(context, builder, signature.args[0], args[0], args[1])
+        address = builder.bitcast(pointer, records.type.as_pointer())
+        builder.store(records, address, align=array.dtype.bitwidth // 8)
+        return context.get_dummy_value()
+
+    return types.none(array, index, fields), codegen
+
+
+@intrinsic(prefer_literal=True)
+def load_interleaved(typingctx, array, index, count):
+    """The tuple of ``count`` vectors ``v[t][l] = array.flat[index + l·count + t]``.
+
+    The inverse of :func:`store_interleaved`: ``lanes`` records of ``count``
+    values read as one contiguous run (unaligned), ``count`` a literal.
+    Unchecked like :func:`load`.
+    """
+    _check_array(array)
+    if not isinstance(count, types.IntegerLiteral):
+        raise TypeError(f"the field count must be a literal integer, got {count}")
+    fields = count.literal_value
+    vector = Vector(array.dtype)
+    result = types.UniTuple(vector, fields)
+
+    def codegen(context, builder, signature, args):
+        vector_type = context.get_value_type(vector)
+        lanes = vector_type.count
+        whole = ir.VectorType(vector_type.element, lanes * fields)
+        pointer = _element_pointer(context, builder, signature.args[0], args[0], args[1])
+        records = builder.load(
+            builder.bitcast(pointer, whole.as_pointer()), align=array.dtype.bitwidth // 8
+        )
+        undefined = ir.Constant(whole, ir.Undefined)
+        # Field t's lanes sit at l·fields + t of the records.
+        vectors = [
+            builder.shuffle_vector(
+                records,
+                undefined,
+                ir.Constant(ir.VectorType(_I32, lanes), [l * fields + t for l in range(lanes)]),
+            )
+            for t in range(fields)
+        ]
+        return context.make_tuple(builder, result, vectors)
+
+    return result(array, index, count), codegen
