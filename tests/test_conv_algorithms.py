@@ -767,6 +767,18 @@ def test_winograd_filter_transforms_on_vectors_sum_as_the_blocks_do(rng, tiling,
     np.testing.assert_array_equal(gw, blocks)
 
 
+@pytest.mark.parametrize("shape", [(1, 1152, 256), (3, 37, 50), (2, 16, 1), (1, 1, 20)])
+def test_stacked_transpose_matches_numpy(rng, shape):
+    from numconv.kernels.transpose import transpose_stack
+
+    a = rng.standard_normal(shape).astype(np.float32)
+    before = a.copy()
+    out = np.full((shape[0], shape[2], shape[1]), np.nan, np.float32)
+    transpose_stack(a, out)
+    np.testing.assert_array_equal(out, a.transpose(0, 2, 1))
+    np.testing.assert_array_equal(a, before)
+
+
 @pytest.mark.parametrize("flip", [False, True])
 @pytest.mark.parametrize(
     "k_lo, k_hi, c_lo, c_hi", [(0, 5, 0, 7), (1, 4, 0, 7), (0, 5, 2, 6), (3, 4, 6, 7)]
