@@ -992,6 +992,35 @@ def test_pad_planes_places_planes_at_any_offset(rng, a_shape, dst_shape, offsets
     np.testing.assert_array_equal(dst, expected)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "a_shape, dst_shape, offsets",
+    [
+        ((2, 3, 1, 7, 7), (2, 3, 1, 10, 10), (0, 0, 1, 1)),  # res3x3_7's whole-tile source
+        ((2, 3, 1, 7, 7), (2, 3, 1, 8, 8), (0, 0, 0, 0)),  # its output gradient
+        ((1, 2, 2, 5, 3), (1, 2, 2, 9, 8), (0, 0, 2, 5)),  # rows end on the last lane
+        ((1, 2, 1, 9, 9), (1, 2, 1, 7, 7), (0, 0, -1, -1)),  # crops
+        ((1, 1, 1, 3, 5), (1, 1, 1, 6, 8), (0, 0, -2, 3)),  # crops rows, pads columns
+        ((1, 2, 1, 4, 4), (1, 2, 1, 4, 4), (0, 0, 0, 0)),  # a plain copy
+        ((1, 1, 1, 3, 3), (1, 1, 1, 4, 16), (0, 0, 0, 13)),  # float32's full vector
+    ],
+)
+def test_narrow_planes_are_padded_as_pad_planes_pads_them(rng, dtype, a_shape, dst_shape, offsets):
+    """place_planes sends planes no wider than a vector to the masked-row kernel (in
+    float64 only up to 8 columns): the same values as the row loops, nothing else touched."""
+    from numconv._padding import place_planes
+    from numconv.kernels.padding import pad_planes
+
+    a = rng.standard_normal(a_shape).astype(dtype)
+    before = a.copy()
+    expected = np.full(dst_shape, np.nan, dtype)
+    pad_planes(a, expected, *offsets)
+    dst = np.full(dst_shape, np.nan, dtype)
+    place_planes(a, dst, offsets, dtype)
+    np.testing.assert_array_equal(dst, expected)
+    np.testing.assert_array_equal(a, before)
+
+
 TAP_SUMS_SHAPES = [
     ((2, 3, 9, 11), 5, (3, 3), dict(padding=1)),  # 5 outputs, 27 taps: part blocks
     ((3, 2, 13, 7), 9, (2, 3), dict(stride=2, padding=(1, 2))),  # 18 taps, 9 outputs

@@ -16,6 +16,12 @@ call it on the calling thread for all planes: two threads gained nothing
 (the copy is bound by the L3 and memory), and a ``prange`` loop's OpenMP
 workers would keep spinning into the products that follow (see
 :mod:`numconv.kernels.phases`).
+
+Planes no wider than a vector (deep layers' 7² to 14² images and their
+whole-tile sources) have rows of a few values, and the row loops' fixed
+cost dominated: 0.23 ms to pad res3x3_7's 8·512 planes of 7² to 10².
+``pad_narrow_planes`` writes each such row with one masked load and one
+masked store (:mod:`numconv.kernels.simd`), zeros included: 0.036 ms.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import numpy as np
 from numba import njit
 
 from .._config import KERNEL_OPTIONS
+from . import simd
 
 
 @njit(**KERNEL_OPTIONS)
@@ -64,3 +71,27 @@ def pad_planes(a, dst, ahead1, ahead2, top, left):  # pragma: no cover
                 row[first + q] = values[shift + q]
             for q in range(c1, width):
                 row[q] = 0
+
+
+@njit(**KERNEL_OPTIONS)
+def pad_narrow_planes(a, dst, top, left):  # pragma: no cover
+    """:func:`pad_planes` of C-contiguous ``(P, h, w)`` planes into ``(P, H, W)``, ``W`` at
+    most a vector's lanes, without plane shifts: one masked load and store a row.
+
+    Lane ``q`` of a row's vector is column ``q`` of ``dst``: the load's index
+    starts ``left`` values before the source row (or after it, cropping) and
+    only lanes ``c0 <= q < c1`` are read, the rest are zeros.
+    """
+    planes, h, w = a.shape
+    height, width = dst.shape[1:]
+    r0, r1 = max(top, 0), min(top + h, height)
+    c0, c1 = max(left, 0), max(min(left + w, width), max(left, 0))
+    zeros = simd.zero(dst)
+    for p in range(planes):
+        for r in range(height):
+            at = (p * height + r) * width
+            if r < r0 or r >= r1:
+                simd.masked_store(dst, at, zeros, width, 1)
+            else:
+                start = (p * h + r - top) * w - left
+                simd.masked_store(dst, at, simd.masked_load(a, start, c0, c1), width, 1)
