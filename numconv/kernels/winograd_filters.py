@@ -48,7 +48,7 @@ def _taps_to_columns(taps, flip, col, j0, width):  # pragma: no cover
     for l in range(0, whole, lanes):
         t = simd.load_interleaved(taps, (j0 + l) * 9, 9)
         if flip:
-            t = (t[8], t[7], t[6], t[5], t[4], t[3], t[2], t[1], t[0])
+            t = t[::-1]
         for k in range(9):
             simd.store(col, k * stride + l, t[k])
     for l in range(whole, width):
@@ -79,7 +79,7 @@ def transform_filters(taps, g, flip, u, lo, hi):  # pragma: no cover
     while j + lanes <= hi:
         t = simd.load_interleaved(taps, j * 9, 9)
         if flip:
-            t = (t[8], t[7], t[6], t[5], t[4], t[3], t[2], t[1], t[0])
+            t = t[::-1]
         for i in range(4):
             g0, g1, g2 = g[i, 0], g[i, 1], g[i, 2]
             # (G g)[i, s] for the columns s = 0, 1, 2.
@@ -127,10 +127,11 @@ def transform_filters_adjoint(du, g, gw, lo, hi):  # pragma: no cover
     gradient's way back from the transform positions to the taps. One
     vector of filters at a time, held in registers from ``du``'s rows to
     their 9 taps, which one interleaving store writes filter by filter
-    (:func:`~numconv.kernels.simd.store_interleaved`): 2.7× faster than
-    blocks through L1 buffers and a scalar stride-9 copy (512 × 512 filters,
-    F(2×2), one thread: 0.58 against 1.55 ms), with the same sums in the
-    same order. The last filters short of a vector go through those blocks.
+    (:func:`~numconv.kernels.simd.store_interleaved`): 2.2-2.8× faster
+    than blocks through L1 buffers and a scalar stride-9 copy (512 × 512
+    filters on one thread: F(2×2) 0.68-0.86 against 1.73-1.89 ms, F(4×4)
+    2.4 against 4.8), with the same sums in the same order. The last
+    filters short of a vector go through those blocks.
     """
     a = g.shape[0]
     lanes = simd.lanes(du)
