@@ -32,7 +32,18 @@ from ._params import (
 from ._pool import *  # noqa: F403
 from ._transpose import *  # noqa: F403
 from ._unfold import *  # noqa: F403
+from ._workers import run_parts, thread_parts
 from .kernels.reduce import channel_sums
+
+# Output gradients of this many bytes or more are summed on every thread, a
+# range of channels each. Right after a weight gradient they come from
+# memory, and one thread's sum is bound by its latency: the stem's 25.7 MB
+# took 0.73-0.74 ms on one thread and 0.47-0.50 on two, audio1d's 16.8 MB
+# 0.70-0.71 against 0.46, conv1d_k5's 10.2 MB 0.19-0.21 against 0.14-0.17.
+# Below 10 MB the hand-off cost about what it saved: cifar_first's 8.4 MB
+# 0.104 against 0.111 ms, res3x3_56's 6.4 MB 0.16-0.18 against 0.17-0.19
+# (docs/performance.md §41).
+BIAS_SPLIT_BYTES = 10_000_000
 
 __all__ = [
     "conv1d",
@@ -351,5 +362,8 @@ def conv_bias_grad(grad_output):
     batch, channels, *spatial = grad_output.shape
     g3 = kernel_array(grad_output, (batch, channels, math.prod(spatial)), compute)
     sums = np.empty(channels, dtype=np.float64)
-    channel_sums(g3, sums)
+    if g3.nbytes >= BIAS_SPLIT_BYTES:
+        run_parts(lambda part: channel_sums(g3, sums, *part), thread_parts(channels), blas=False)
+    else:
+        channel_sums(g3, sums, 0, channels)
     return sums.astype(result)

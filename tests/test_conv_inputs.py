@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
 import pytest
 from helpers import assert_close
@@ -152,6 +153,26 @@ def test_nan_and_inf_propagate(problem):
     ref = naive_conv(x, w, **KW)
     np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
     np.testing.assert_array_equal(np.isinf(y), np.isinf(ref))
+
+
+@pytest.mark.parametrize("shape", [(3, 7, 50), (1, 3, 4, 5), (2, 1, 9)])
+def test_bias_grad_split_by_channels_gives_the_serial_sums(monkeypatch, rng, shape):
+    """Large output gradients are summed a range of channels per thread: every channel's
+    sum is the serial kernel's, bit for bit, at any thread count."""
+    gy = rng.standard_normal(shape).astype(np.float32)
+    serial = F.conv_bias_grad(gy)
+    monkeypatch.setattr(F, "BIAS_SPLIT_BYTES", 0)
+    previous = numba.get_num_threads()
+    try:
+        for threads in range(1, numba.config.NUMBA_NUM_THREADS + 1):
+            numba.set_num_threads(threads)
+            # Both signs in turn: a channel left unsummed cannot pass on the last call's value.
+            for sign in (-1, 1):
+                np.testing.assert_array_equal(F.conv_bias_grad(sign * gy), sign * serial)
+    finally:
+        numba.set_num_threads(previous)
+    exact = gy.astype(np.float64).sum(axis=(0, *range(2, gy.ndim)))
+    np.testing.assert_allclose(serial, exact, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
