@@ -9,6 +9,7 @@ accuracy, the tap sums' tasks and register blocks, and the registry itself.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numba
@@ -628,6 +629,111 @@ def test_winograd_work_splits_match_the_direct_algorithm(
         got = _all_three(x, w, b, gy, **kw)
     for g, e in zip(got, expected, strict=True):
         assert_close(g, e, np.float64)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [2, 3, 4])  # one thread takes the split by filters
+@pytest.mark.parametrize(
+    "shape, c_out, padding",
+    [
+        ((5, 16, 7, 9), 16, 1),  # images split unevenly over the threads; tiles cut
+        ((2, 32, 5, 6), 16, 3),  # the input gradient's source cropped (padding > 2)
+        ((3, 16, 6, 6), 32, 0),
+    ],
+)
+def test_winograd_channels_last_tiles_match_the_direct_algorithm(
+    monkeypatch, rng, dtype, threads, shape, c_out, padding
+):
+    """The split by positions with F(2×2) input tiles from a channels-last source, which
+    the threads fill image by image: all three ops against direct in float64."""
+    from numconv.kernels import winograd as f2_kernels
+
+    x = rng.standard_normal(shape).astype(dtype)
+    w = (rng.standard_normal((c_out, shape[1], 3, 3)) / 10).astype(dtype)
+    b = rng.standard_normal(c_out).astype(dtype)
+    gy = rng.standard_normal(F.conv2d(x, w, b, padding=padding).shape).astype(dtype)
+    wide = [a.astype(np.float64) for a in (x, w, b, gy)]
+    with _dispatch.forced("direct"):
+        expected = _all_three(*wide, padding=padding)
+    monkeypatch.setattr(winograd, "MIN_TILES", 1 << 20)
+    monkeypatch.setattr(winograd, "FILTER_SPLIT_MAX_CHANNEL_TILES", 0)
+    monkeypatch.setattr(winograd.numba, "get_num_threads", lambda: threads)
+    runs = []
+    kernel = f2_kernels.input_tiles_channels_last
+    spied = dataclasses.replace(
+        winograd.F2, channels_last_tiles=lambda *args: runs.append(1) or kernel(*args)
+    )
+    monkeypatch.setattr(winograd, "F2", spied)  # the tiling winograd's ops pass on
+    with _dispatch.forced("winograd"):
+        got = _all_three(x, w, b, gy, padding=padding)
+    assert len(runs) >= 3  # every op, at least one part each
+    for g, e in zip(got, expected, strict=True):
+        assert g.dtype == dtype
+        assert_close(g, e, dtype)
+
+
+@pytest.mark.parametrize(
+    "shape, kw, dtype, expected",
+    [
+        ((8, 32, 1, 7, 7), {}, np.float32, True),  # res3x3_7's kind: positions split
+        ((8, 32, 1, 7, 7), {}, np.float64, True),
+        ((8, 24, 1, 7, 7), {}, np.float32, False),  # channels not whole vectors
+        ((8, 32, 1, 7, 7), dict(groups=2), np.float32, False),
+        ((8, 32, 2, 7, 7), {}, np.float32, False),  # two slices deep
+        ((64, 32, 1, 7, 7), {}, np.float32, False),  # tiles enough for the split by tiles
+        ((1, 32, 1, 7, 7), {}, np.float32, False),  # few enough for the split by filters
+    ],
+)
+def test_winograd_channels_last_source_rule(monkeypatch, shape, kw, dtype, expected):
+    monkeypatch.setattr(winograd, "FILTER_SPLIT_MAX_CHANNEL_TILES", 1 << 9)
+    monkeypatch.setattr(winograd.numba, "get_num_threads", lambda: 2)
+    suits = winograd._channels_last_suits(
+        winograd.F2, np.empty(shape), (4, 4), kw.get("groups", 1), dtype
+    )
+    assert suits == expected
+    assert not winograd._channels_last_suits(winograd4.F4, np.empty(shape), (2, 2), 1, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_channels_last_input_tiles_are_the_channel_first_tiles_transposed(rng, dtype):
+    """Same tiles, same values bit for bit, from the same padded planes in either layout."""
+    from numconv.kernels.winograd import input_tiles, input_tiles_channels_last
+
+    n, c, tiles_h, tiles_w = 3, 32, 3, 4
+    src = rng.standard_normal((n, c, 1, 2 * tiles_h + 2, 2 * tiles_w + 2)).astype(dtype)
+    src_last = np.ascontiguousarray(src[:, :, 0].transpose(0, 2, 3, 1))
+    tiles = n * tiles_h * tiles_w
+    v = np.full((16, c, tiles), np.nan, dtype)
+    vt = np.full((16, tiles, c), np.nan, dtype)
+    input_tiles(src, v, 1, 7, tiles_h, 4, 0)  # tile rows 1-7 to tiles 4 onwards
+    input_tiles_channels_last(src_last, vt, 1, 7, tiles_h, 4)
+    np.testing.assert_array_equal(vt.transpose(0, 2, 1), v)
+    assert np.isnan(vt[:, :4]).all() and not np.isnan(vt[:, 4:32]).any()
+
+
+@pytest.mark.parametrize(
+    "h, w, height, width, top, left, images",
+    [
+        (7, 7, 10, 10, 1, 1, (0, 3)),  # res3x3_7's source
+        (7, 9, 8, 10, 0, 0, (1, 3)),  # zeros only after; some images
+        (9, 9, 7, 7, -1, -1, (0, 3)),  # crops
+        (4, 5, 9, 6, 3, -2, (2, 3)),  # pads rows, crops columns
+    ],
+)
+def test_pad_channels_last_pads_and_moves_the_channels(rng, h, w, height, width, top, left, images):
+    from numconv.kernels.padding import pad_channels_last
+
+    a = rng.standard_normal((3, 5, h, w)).astype(np.float32)
+    dst = np.full((3, height, width, 5), np.nan, np.float32)
+    pad_channels_last(a, dst, top, left, *images)
+    expected = np.full_like(dst, np.nan)
+    expected[images[0] : images[1]] = 0
+    for n in range(*images):
+        for r in range(height):
+            for q in range(width):
+                if 0 <= r - top < h and 0 <= q - left < w:
+                    expected[n, r, q] = a[n, :, r - top, q - left]
+    np.testing.assert_array_equal(dst, expected)
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3, 4])

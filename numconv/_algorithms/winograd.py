@@ -23,9 +23,11 @@ only the products do. Every ``U[ξ]``, ``V[ξ]`` and ``M[ξ]`` splits into
 per-group blocks along its channel axis (channels of a group are contiguous),
 and one batched ``np.matmul`` over (ξ, group) runs the block products.
 
-Every tile's transforms run in the caller's channel-first layout, on chunks of
-whole tile rows of about CHUNK_BYTES each, so the scratch is a few MiB per
-thread; only the splits by ξ and by filters (:func:`_work_split`) hold every tile's
+Every tile's transforms run in the caller's channel-first layout (except the
+split by ξ's F(2×2) input tiles on deep, small planes, which come from a
+channels-last copy: see :func:`_channels_last_suits`), on chunks of whole
+tile rows of about CHUNK_BYTES each, so the scratch is a few MiB per thread;
+only the splits by ξ and by filters (:func:`_work_split`) hold every tile's
 transform at once (8 MiB on res3x3_7). The source is one padded copy of the
 input (or output gradient). Threads: each worker thread takes a contiguous run of tile rows and
 calls single-threaded BLAS, as in :mod:`numconv._algorithms.gemm`; weight
@@ -52,6 +54,8 @@ from .._padding import pad_adjoint_channels_last, place_planes, source_indices
 from .._params import ConvPlan, kernel_array
 from .._workers import run_parts, split_range, thread_parts
 from ..kernels import winograd as f2_kernels
+from ..kernels.padding import pad_channels_last
+from ..kernels.simd import VECTOR_BYTES
 from ..kernels.winograd_filters import (
     transform_filter_block,
     transform_filters,
@@ -75,6 +79,9 @@ class Tiling:
     input_tiles: Callable
     output_tiles: Callable
     gradient_tiles: Callable
+    # The input tiles from a channels-last source, for the split by positions
+    # (see _channels_last_suits); None where the tiling has no such kernel.
+    channels_last_tiles: Callable | None = None
 
     @property
     def positions(self) -> int:
@@ -88,6 +95,7 @@ F2 = Tiling(
     input_tiles=f2_kernels.input_tiles,
     output_tiles=f2_kernels.output_tiles,
     gradient_tiles=f2_kernels.gradient_tiles,
+    channels_last_tiles=f2_kernels.input_tiles_channels_last,
 )
 
 # Transformed tiles (V and M, or V and dM) a worker holds at once: long enough
@@ -144,6 +152,70 @@ def _padded_source(a5, pads, mode: str, tiles_hw, tiling: Tiling, dtype) -> np.n
     src[..., rows, cols] = a5[:, :, :, indices_h][..., indices_w]
     _zero_outside(src, rows, cols)
     return src
+
+
+def _source(a5, pads, mode: str, tiles_hw, tiling: Tiling, groups: int, dtype):
+    """The tiles' source: :func:`_padded_source`, or its channels-last copy where
+    :func:`_channels_last_suits` (zero padding only)."""
+    if mode == "zeros" and _channels_last_suits(tiling, a5, tiles_hw, groups, dtype):
+        return _padded_source_channels_last(a5, pads, tiles_hw, tiling, dtype)
+    return _padded_source(a5, pads, mode, tiles_hw, tiling, dtype)
+
+
+def _channels_last_suits(tiling: Tiling, a5, tiles_hw, groups: int, dtype) -> bool:
+    """Whether the input tiles of a call on ``a5`` (the source before padding) come
+    from a channels-last copy: split by positions, one group, one slice deep, and
+    channels a whole number of vectors.
+
+    The split by positions takes calls with few tiles and many channels,
+    deep layers on small planes (res3x3_7: 4 tiles a row, 512 channels).
+    There the channel-first transform's loops over a tile row are too short
+    for vectors (0.44 ms a thread on res3x3_7's forward); channels last, each
+    tile runs a vector of channels at a time (0.09 ms), and each thread first
+    copies its own images channels last (docs/performance.md §41).
+    """
+    n, c, d = a5.shape[:3]
+    lanes = VECTOR_BYTES // np.dtype(dtype).itemsize
+    split = _work_split(n * d * tiles_hw[0], tiles_hw[1], c, groups)
+    return (
+        tiling.channels_last_tiles is not None
+        and split == "positions"
+        and groups == 1
+        and d == 1
+        and c % lanes == 0
+    )
+
+
+class _ChannelsLastSource(NamedTuple):
+    """A zero-padded source the threads move channels last themselves, image by image.
+
+    ``padded`` is ``(N, H, W, C)`` scratch; :func:`_input_tiles` fills the
+    images of its tile rows from ``images`` (``(N, C, h, w)``) before their
+    tiles, in the same hand-off (so the copy runs on every thread).
+    """
+
+    images: np.ndarray
+    padded: np.ndarray
+    top: int
+    left: int
+
+
+def _padded_source_channels_last(a5, pads, tiles_hw, tiling: Tiling, dtype) -> _ChannelsLastSource:
+    """:func:`_padded_source` in ``"zeros"`` mode, channels last, to be filled by the threads."""
+    n, c, _, h, w = a5.shape
+    (top, _), (left, _) = pads
+    m = tiling.size
+    shape = (n, m * tiles_hw[0] + 2, m * tiles_hw[1] + 2, c)
+    padded = _workspace.scratch("winograd.source_channels_last", shape, dtype)
+    return _ChannelsLastSource(kernel_array(a5, (n, c, h, w), dtype), padded, top, left)
+
+
+def _row_parts(src, total_rows: int, tiles_h: int) -> list[tuple[int, int]]:
+    """Each thread's tile rows: whole images for a channels-last source, which each
+    thread fills for its own images."""
+    if isinstance(src, _ChannelsLastSource):
+        return split_range(total_rows, numba.get_num_threads(), tiles_h)
+    return thread_parts(total_rows)
 
 
 def _zero_outside(a: np.ndarray, rows: slice, cols: slice) -> None:
@@ -344,6 +416,8 @@ def _work_split(total_rows: int, tiles_w: int, channels: int, groups: int) -> st
         thread only (res3x3_7's weight gradient 22 -> 15 ms against the
         tiles split), with the transforms on either side split by tile
         rows: four hand-offs (filters, input tiles, products, output tiles).
+        With F(2×2), one group and channels in whole vectors the input
+        tiles come from a channels-last source (:func:`_channels_last_suits`).
     """
     threads = numba.get_num_threads()
     tiles = total_rows * tiles_w
@@ -376,7 +450,10 @@ def _convolve(src, bank: _FilterBank, bias, tiles_hw, tiling: Tiling, dtype, siz
     Returns ``(N, K, D, *size)``, a fresh array: the first ``size`` rows and
     columns of the ``m·tiles_h × m·tiles_w`` result.
     """
-    n, c, d = src.shape[:3]
+    if isinstance(src, _ChannelsLastSource):  # see _channels_last_suits
+        (n, c), d = src.images.shape[:2], 1
+    else:
+        n, c, d = src.shape[:3]
     k = bank.groups * bank.per_group
     tiles_h, tiles_w = tiles_hw
     m, positions = tiling.size, tiling.positions
@@ -392,11 +469,12 @@ def _convolve(src, bank: _FilterBank, bias, tiles_hw, tiling: Tiling, dtype, siz
     u = bank.transform_all()
     groups = bank.groups
     if split == "positions":
-        v = _workspace.scratch("winograd.tiles", (positions, c, total_rows * tiles_w), dtype)
         prod = _workspace.scratch("winograd.products", (positions, k, total_rows * tiles_w), dtype)
-        rows = thread_parts(total_rows)
+        rows = _row_parts(src, total_rows, tiles_h)
+        target, v = _tile_buffers(src, tiling, total_rows * tiles_w, dtype)
         run_parts(
-            lambda b: input_tiles(src, v, b[0], b[1] - b[0], tiles_h, b[0] * tiles_w, 0), rows
+            lambda b: _input_tiles(src, tiling, target, b[0], b[1] - b[0], tiles_h, b[0] * tiles_w),
+            rows,
         )
         run_parts(
             lambda b: np.matmul(
@@ -426,6 +504,32 @@ def _convolve(src, bank: _FilterBank, bias, tiles_hw, tiling: Tiling, dtype, siz
 
     run_parts(part, thread_parts(total_rows))
     return _cut(dst, whole, size)
+
+
+def _tile_buffers(src, tiling: Tiling, tiles: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Scratch for ``tiles`` input tiles: the array :func:`_input_tiles` writes, and it
+    as ``(positions, C, tiles)``. From a channels-last source the kernel writes
+    ``(positions, tiles, C)`` and the view is its transpose, which BLAS takes
+    as it is."""
+    if isinstance(src, _ChannelsLastSource):
+        channels = src.images.shape[1]
+        vt = _workspace.scratch("winograd.tiles", (tiling.positions, tiles, channels), dtype)
+        return vt, vt.transpose(0, 2, 1)
+    v = _workspace.scratch("winograd.tiles", (tiling.positions, src.shape[1], tiles), dtype)
+    return v, v
+
+
+def _input_tiles(src, tiling: Tiling, target, row0: int, rows: int, tiles_h: int, t0: int):
+    """Tile rows ``row0 … row0 + rows`` of ``src`` into ``target`` from tile ``t0`` on,
+    with the kernel for ``src``'s layout (see :func:`_tile_buffers`); a
+    channels-last source's images are filled first (whole images a part:
+    :func:`_row_parts`)."""
+    if isinstance(src, _ChannelsLastSource):
+        n0, n1 = row0 // tiles_h, -(-(row0 + rows) // tiles_h)
+        pad_channels_last(src.images, src.padded, src.top, src.left, n0, n1)
+        tiling.channels_last_tiles(src.padded, target, row0, rows, tiles_h, t0)
+    else:
+        tiling.input_tiles(src, target, row0, rows, tiles_h, t0, 0)
 
 
 def _by_filters(src, bank: _FilterBank, bias, dst, tiles_hw, tiling: Tiling, dtype) -> None:
@@ -466,7 +570,7 @@ def _by_filters(src, bank: _FilterBank, bias, dst, tiles_hw, tiling: Tiling, dty
 def forward_tiled(tiling: Tiling, plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
     """The forward convolution with ``tiling`` (the algorithm modules' ``forward``)."""
     tiles_hw = _tiles(plan.out, tiling)
-    src = _padded_source(x5, plan.pads[1:], plan.padding_mode, tiles_hw, tiling, dtype)
+    src = _source(x5, plan.pads[1:], plan.padding_mode, tiles_hw, tiling, plan.groups, dtype)
     bank = _FilterBank.of(w5, plan.groups, tiling, dtype, flip=False)
     return _convolve(src, bank, bias, tiles_hw, tiling, dtype, plan.out[1:])
 
@@ -481,7 +585,7 @@ def input_grad_tiled(tiling: Tiling, plan: ConvPlan, w5, gy5, dtype) -> np.ndarr
     if plan.padding_mode == "zeros":  # only the unpadded part is wanted: compute just that
         tiles_hw = _tiles(plan.spatial, tiling)
         pads = ((2 - top, 2 - bottom), (2 - left, 2 - right))
-        src = _padded_source(gy5, pads, "zeros", tiles_hw, tiling, dtype)
+        src = _source(gy5, pads, "zeros", tiles_hw, tiling, plan.groups, dtype)
         return _convolve(src, bank, None, tiles_hw, tiling, dtype, plan.spatial[1:])
     padded = plan.padded
     tiles_hw = _tiles(padded, tiling)
@@ -495,9 +599,9 @@ def input_grad_tiled(tiling: Tiling, plan: ConvPlan, w5, gy5, dtype) -> np.ndarr
 def weight_grad_tiled(tiling: Tiling, plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
     """The weight gradient with ``tiling`` (the algorithm modules' ``weight_grad``)."""
     tiles_h, tiles_w = tiles_hw = _tiles(plan.out, tiling)
-    src = _padded_source(x5, plan.pads[1:], plan.padding_mode, tiles_hw, tiling, dtype)
+    src = _source(x5, plan.pads[1:], plan.padding_mode, tiles_hw, tiling, plan.groups, dtype)
     gy = _whole_tiles(gy5, tiles_hw, tiling, dtype)
-    n, c, d = src.shape[:3]
+    n, c, d = x5.shape[:3]
     k = gy.shape[1]
     groups = plan.groups
     positions = tiling.positions
@@ -510,16 +614,16 @@ def weight_grad_tiled(tiling: Tiling, plan: ConvPlan, x5, gy5, dtype) -> np.ndar
         gw = _weight_grad_by_filters(src, gy, groups, tiles_hw, tiling, dtype)
         return gw.reshape(plan.weight5)
     if split == "positions":
-        v = _workspace.scratch("winograd.tiles", (positions, c, total_rows * tiles_w), dtype)
+        target, v = _tile_buffers(src, tiling, total_rows * tiles_w, dtype)
         dm = _workspace.scratch("winograd.products", (positions, k, total_rows * tiles_w), dtype)
 
         def transform(bounds):
             lo, hi = bounds
-            input_tiles(src, v, lo, hi - lo, tiles_h, lo * tiles_w, 0)
+            _input_tiles(src, tiling, target, lo, hi - lo, tiles_h, lo * tiles_w)
             gradient_tiles(gy, dm, lo, hi - lo, tiles_h, lo * tiles_w, 0)
 
         du = _aligned.empty((positions, k, c // groups), dtype=dtype)
-        run_parts(transform, thread_parts(total_rows))
+        run_parts(transform, _row_parts(src, total_rows, tiles_h))
         run_parts(
             lambda b: np.matmul(
                 _grouped(dm[b[0] : b[1]], groups),

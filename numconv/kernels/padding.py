@@ -95,3 +95,31 @@ def pad_narrow_planes(a, dst, top, left):  # pragma: no cover
             else:
                 start = (p * h + r - top) * w - left
                 simd.masked_store(dst, at, simd.masked_load(a, start, c0, c1), width, 1)
+
+
+@njit(**KERNEL_OPTIONS)
+def pad_channels_last(a, dst, top, left, n0, n1):  # pragma: no cover
+    """``dst[n, r, q, c] = a[n, c, r - top, q - left]`` for images ``n0 <= n < n1``, zeros
+    where ``a`` has no value.
+
+    ``a`` is ``(N, C, h, w)``, ``dst`` a C-contiguous ``(N, H, W, C)``: zero
+    padding (or cropping, for negative offsets) and the move of the channels
+    last in one pass, each value of ``dst`` written once. (Blocks of 16
+    channels, each position's 16 values one store, ran slower with warm
+    caches, 0.13 against 0.06 ms on 8·512 planes of 7² to 10², and alike
+    from memory, ~0.2 ms.)
+    """
+    _, channels, h, w = a.shape
+    _, height, width, _ = dst.shape
+    for n in range(n0, n1):
+        for r in range(height):
+            i = r - top
+            for q in range(width):
+                j = q - left
+                target = dst[n, r, q]
+                if 0 <= i < h and 0 <= j < w:
+                    for c in range(channels):
+                        target[c] = a[n, c, i, j]
+                else:
+                    for c in range(channels):
+                        target[c] = 0

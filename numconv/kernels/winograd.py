@@ -1,4 +1,5 @@
-"""Winograd F(2×2, 3×3) tile transforms, on channel-first arrays.
+"""Winograd F(2×2, 3×3) tile transforms, on channel-first arrays (and the input
+transform on a channels-last source, for planes a few tiles wide).
 
 A 3×3 convolution of stride 1 computes each 2×2 block of outputs from a 4×4
 patch of input. Winograd's minimal filtering algorithm (Lavin & Gray, 2015)
@@ -33,6 +34,7 @@ import numpy as np
 from numba import njit
 
 from .._config import KERNEL_OPTIONS
+from . import simd
 
 # LLVM vectorises a loop over tiles only while it checks few enough pairs of
 # pointers for overlap at run time: a loop writing all 16 transformed values
@@ -210,3 +212,77 @@ def gradient_tiles(gy, dm, row0, rows, tiles_h, t0, k0):  # pragma: no cover
             g1 = gy[n, channel, d, 2 * i + 1]
             _gradient_half(dm, k, t0 + r * tiles_w, tiles_w, g0, g1, 0)
             _gradient_half(dm, k, t0 + r * tiles_w, tiles_w, g0, g1, 2)
+
+
+# --- channels-last input tiles, for planes a few tiles wide -------------------
+#
+# On deep layers' small planes (res3x3_7: 4 tiles a row) the loops over a tile
+# row are too short for vectors, and the transforms above run in scalar code
+# (0.5 ns a value). A channels-last source holds every channel of a patch
+# value side by side, so a tile's 16 values are computed for a vector of
+# channels at a time and written to ``vt[ξ, t, c]``, channels contiguous: the
+# transposed layout of ``v``, which BLAS takes as it is.
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _patch_rows(src, first, second, channels, factor):  # pragma: no cover
+    """Four vectors ``src[first + s·C] + factor·src[second + s·C]`` for patch columns ``s``.
+
+    ``factor`` is ±1, so each is an exact sum or difference (one rounding,
+    like ``a ± b``).
+    """
+    return (
+        simd.fma(simd.load(src, first), simd.load(src, second), factor),
+        simd.fma(simd.load(src, first + channels), simd.load(src, second + channels), factor),
+        simd.fma(
+            simd.load(src, first + 2 * channels), simd.load(src, second + 2 * channels), factor
+        ),
+        simd.fma(
+            simd.load(src, first + 3 * channels), simd.load(src, second + 3 * channels), factor
+        ),
+    )
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _patch_columns(vt, at, step, p, one, minus):  # pragma: no cover
+    """``(Bᵀ d) B``'s columns 0 − 2, 1 + 2, 2 − 1 and 1 − 3 of one row ``p``, to
+    ``vt.flat[at + b·step]``."""
+    p0, p1, p2, p3 = p
+    simd.store(vt, at, simd.fma(p0, p2, minus))
+    simd.store(vt, at + step, simd.fma(p1, p2, one))
+    simd.store(vt, at + 2 * step, simd.fma(p2, p1, minus))
+    simd.store(vt, at + 3 * step, simd.fma(p1, p3, minus))
+
+
+@njit(**KERNEL_OPTIONS)
+def input_tiles_channels_last(src, vt, row0, rows, tiles_h, t0):  # pragma: no cover
+    """``vt[ξ, t, c] = (Bᵀ d B)[ξ]`` for the 4×4 patch ``d`` of tile ``t`` in channel ``c``.
+
+    :func:`input_tiles` (same tiles, same values bit for bit) on a
+    channels-last source: ``src`` is ``(N, H, W, C)`` with ``H ≥ 2·tiles_h +
+    2``, ``W = 2·tiles_w + 2`` and ``C`` a multiple of the vector lanes;
+    ``vt`` is ``(16, T, C)``. Tile rows ``row0`` to ``row0 + rows`` go to
+    tiles ``t0`` onwards.
+    """
+    _, height, width, channels = src.shape
+    tiles_w = (width - 2) // 2
+    lanes = simd.lanes(src)
+    one, minus = src.dtype.type(1), src.dtype.type(-1)
+    step = vt.shape[1] * channels  # one transform position ξ
+    line = width * channels  # one source row
+    for r in range(rows):
+        n, i = (row0 + r) // tiles_h, (row0 + r) % tiles_h
+        for j in range(tiles_w):
+            out = (t0 + r * tiles_w + j) * channels
+            top = ((n * height + 2 * i) * width + 2 * j) * channels
+            for c in range(0, channels, lanes):
+                d0, at = top + c, out + c
+                # Bᵀ's rows: patch rows 0 − 2, 1 + 2, 2 − 1 and 1 − 3.
+                rows_02 = _patch_rows(src, d0, d0 + 2 * line, channels, minus)
+                _patch_columns(vt, at, step, rows_02, one, minus)
+                rows_12 = _patch_rows(src, d0 + line, d0 + 2 * line, channels, one)
+                _patch_columns(vt, at + 4 * step, step, rows_12, one, minus)
+                rows_21 = _patch_rows(src, d0 + 2 * line, d0 + line, channels, minus)
+                _patch_columns(vt, at + 8 * step, step, rows_21, one, minus)
+                rows_13 = _patch_rows(src, d0 + line, d0 + 3 * line, channels, minus)
+                _patch_columns(vt, at + 12 * step, step, rows_13, one, minus)
