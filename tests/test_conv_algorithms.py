@@ -659,14 +659,20 @@ def test_winograd_channels_last_tiles_match_the_direct_algorithm(
     monkeypatch.setattr(winograd, "FILTER_SPLIT_MAX_CHANNEL_TILES", 0)
     monkeypatch.setattr(winograd.numba, "get_num_threads", lambda: threads)
     runs = []
-    kernel = f2_kernels.input_tiles_channels_last
+    inputs, gradients = (
+        f2_kernels.input_tiles_channels_last,
+        f2_kernels.gradient_tiles_channels_last,
+    )
     spied = dataclasses.replace(
-        winograd.F2, channels_last_tiles=lambda *args: runs.append(1) or kernel(*args)
+        winograd.F2,
+        channels_last_tiles=lambda *args: runs.append("input") or inputs(*args),
+        channels_last_gradient_tiles=lambda *args: runs.append("gradient") or gradients(*args),
     )
     monkeypatch.setattr(winograd, "F2", spied)  # the tiling winograd's ops pass on
     with _dispatch.forced("winograd"):
         got = _all_three(x, w, b, gy, padding=padding)
-    assert len(runs) >= 3  # every op, at least one part each
+    # Every op, at least one part each; the weight gradient's output gradient too.
+    assert runs.count("input") >= 3 and runs.count("gradient") >= 1
     for g, e in zip(got, expected, strict=True):
         assert g.dtype == dtype
         assert_close(g, e, dtype)
@@ -709,6 +715,22 @@ def test_channels_last_input_tiles_are_the_channel_first_tiles_transposed(rng, d
     input_tiles_channels_last(src_last, vt, 1, 7, tiles_h, 4)
     np.testing.assert_array_equal(vt.transpose(0, 2, 1), v)
     assert np.isnan(vt[:, :4]).all() and not np.isnan(vt[:, 4:32]).any()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_channels_last_gradient_tiles_are_the_channel_first_tiles_transposed(rng, dtype):
+    from numconv.kernels.winograd import gradient_tiles, gradient_tiles_channels_last
+
+    n, k, tiles_h, tiles_w = 3, 32, 3, 4
+    gy = rng.standard_normal((n, k, 1, 2 * tiles_h, 2 * tiles_w)).astype(dtype)
+    gy_last = np.ascontiguousarray(gy[:, :, 0].transpose(0, 2, 3, 1))
+    tiles = n * tiles_h * tiles_w
+    dm = np.full((16, k, tiles), np.nan, dtype)
+    dmt = np.full((16, tiles, k), np.nan, dtype)
+    gradient_tiles(gy, dm, 2, 6, tiles_h, 8, 0)  # tile rows 2-7 to tiles 8 onwards
+    gradient_tiles_channels_last(gy_last, dmt, 2, 6, tiles_h, 8)
+    np.testing.assert_array_equal(dmt.transpose(0, 2, 1), dm)  # +0 and -0 compare equal
+    assert np.isnan(dmt[:, :8]).all() and not np.isnan(dmt[:, 8:32]).any()
 
 
 @pytest.mark.parametrize(

@@ -79,9 +79,10 @@ class Tiling:
     input_tiles: Callable
     output_tiles: Callable
     gradient_tiles: Callable
-    # The input tiles from a channels-last source, for the split by positions
-    # (see _channels_last_suits); None where the tiling has no such kernel.
+    # The input and gradient tiles from channels-last sources, for the split
+    # by positions (see _channels_last_suits); None where the tiling has none.
     channels_last_tiles: Callable | None = None
+    channels_last_gradient_tiles: Callable | None = None
 
     @property
     def positions(self) -> int:
@@ -96,6 +97,7 @@ F2 = Tiling(
     output_tiles=f2_kernels.output_tiles,
     gradient_tiles=f2_kernels.gradient_tiles,
     channels_last_tiles=f2_kernels.input_tiles_channels_last,
+    channels_last_gradient_tiles=f2_kernels.gradient_tiles_channels_last,
 )
 
 # Transformed tiles (V and M, or V and dM) a worker holds at once: long enough
@@ -189,7 +191,7 @@ def _channels_last_suits(tiling: Tiling, a5, tiles_hw, groups: int, dtype) -> bo
 class _ChannelsLastSource(NamedTuple):
     """A zero-padded source the threads move channels last themselves, image by image.
 
-    ``padded`` is ``(N, H, W, C)`` scratch; :func:`_input_tiles` fills the
+    ``padded`` is ``(N, H, W, C)`` scratch; :func:`_tiles_of` fills the
     images of its tile rows from ``images`` (``(N, C, h, w)``) before their
     tiles, in the same hand-off (so the copy runs on every thread).
     """
@@ -208,6 +210,20 @@ def _padded_source_channels_last(a5, pads, tiles_hw, tiling: Tiling, dtype) -> _
     shape = (n, m * tiles_hw[0] + 2, m * tiles_hw[1] + 2, c)
     padded = _workspace.scratch("winograd.source_channels_last", shape, dtype)
     return _ChannelsLastSource(kernel_array(a5, (n, c, h, w), dtype), padded, top, left)
+
+
+def _gradient_source(gy5, src, tiles_hw, tiling: Tiling, dtype):
+    """The weight gradient's output gradient in whole tiles (:func:`_whole_tiles`), or
+    channels last, to be filled by the threads, where the input is (``src``)
+    and its channels are whole vectors too."""
+    n, k, _, h, w = gy5.shape
+    lanes = VECTOR_BYTES // np.dtype(dtype).itemsize
+    if not (isinstance(src, _ChannelsLastSource) and k % lanes == 0):
+        return _whole_tiles(gy5, tiles_hw, tiling, dtype)
+    m = tiling.size
+    shape = (n, m * tiles_hw[0], m * tiles_hw[1], k)
+    padded = _workspace.scratch("winograd.gradient_channels_last", shape, dtype)
+    return _ChannelsLastSource(kernel_array(gy5, (n, k, h, w), dtype), padded, 0, 0)
 
 
 def _row_parts(src, total_rows: int, tiles_h: int) -> list[tuple[int, int]]:
@@ -471,11 +487,14 @@ def _convolve(src, bank: _FilterBank, bias, tiles_hw, tiling: Tiling, dtype, siz
     if split == "positions":
         prod = _workspace.scratch("winograd.products", (positions, k, total_rows * tiles_w), dtype)
         rows = _row_parts(src, total_rows, tiles_h)
-        target, v = _tile_buffers(src, tiling, total_rows * tiles_w, dtype)
+        target, v = _tile_buffers(src, positions, total_rows * tiles_w, dtype, "winograd.tiles")
         run_parts(
-            lambda b: _input_tiles(src, tiling, target, b[0], b[1] - b[0], tiles_h, b[0] * tiles_w),
+            lambda b: _tiles_of(
+                src, input_tiles, tiling.channels_last_tiles, target, b[0], b[1] - b[0], tiles_h,
+                b[0] * tiles_w,
+            ),
             rows,
-        )
+        )  # fmt: skip
         run_parts(
             lambda b: np.matmul(
                 u[b[0] : b[1]],
@@ -506,30 +525,30 @@ def _convolve(src, bank: _FilterBank, bias, tiles_hw, tiling: Tiling, dtype, siz
     return _cut(dst, whole, size)
 
 
-def _tile_buffers(src, tiling: Tiling, tiles: int, dtype) -> tuple[np.ndarray, np.ndarray]:
-    """Scratch for ``tiles`` input tiles: the array :func:`_input_tiles` writes, and it
-    as ``(positions, C, tiles)``. From a channels-last source the kernel writes
-    ``(positions, tiles, C)`` and the view is its transpose, which BLAS takes
-    as it is."""
+def _tile_buffers(src, positions: int, tiles: int, dtype, slot: str):
+    """Scratch ``slot`` for ``tiles`` tiles of ``src``: the array :func:`_tiles_of` writes,
+    and it as ``(positions, channels, tiles)``. From a channels-last source the
+    kernels write ``(positions, tiles, channels)`` and the view is its
+    transpose, which BLAS takes as it is."""
     if isinstance(src, _ChannelsLastSource):
         channels = src.images.shape[1]
-        vt = _workspace.scratch("winograd.tiles", (tiling.positions, tiles, channels), dtype)
-        return vt, vt.transpose(0, 2, 1)
-    v = _workspace.scratch("winograd.tiles", (tiling.positions, src.shape[1], tiles), dtype)
-    return v, v
+        last = _workspace.scratch(slot, (positions, tiles, channels), dtype)
+        return last, last.transpose(0, 2, 1)
+    first = _workspace.scratch(slot, (positions, src.shape[1], tiles), dtype)
+    return first, first
 
 
-def _input_tiles(src, tiling: Tiling, target, row0: int, rows: int, tiles_h: int, t0: int):
-    """Tile rows ``row0 … row0 + rows`` of ``src`` into ``target`` from tile ``t0`` on,
-    with the kernel for ``src``'s layout (see :func:`_tile_buffers`); a
-    channels-last source's images are filled first (whole images a part:
-    :func:`_row_parts`)."""
+def _tiles_of(src, first, last, target, row0: int, rows: int, tiles_h: int, t0: int) -> None:
+    """Tile rows ``row0 … row0 + rows`` of ``src`` into ``target`` from tile ``t0`` on:
+    with kernel ``first`` from a channel-first source, or ``last`` from a
+    channels-last one, whose images this part fills first (whole images a
+    part: :func:`_row_parts`)."""
     if isinstance(src, _ChannelsLastSource):
         n0, n1 = row0 // tiles_h, -(-(row0 + rows) // tiles_h)
         pad_channels_last(src.images, src.padded, src.top, src.left, n0, n1)
-        tiling.channels_last_tiles(src.padded, target, row0, rows, tiles_h, t0)
+        last(src.padded, target, row0, rows, tiles_h, t0)
     else:
-        tiling.input_tiles(src, target, row0, rows, tiles_h, t0, 0)
+        first(src, target, row0, rows, tiles_h, t0, 0)
 
 
 def _by_filters(src, bank: _FilterBank, bias, dst, tiles_hw, tiling: Tiling, dtype) -> None:
@@ -600,9 +619,9 @@ def weight_grad_tiled(tiling: Tiling, plan: ConvPlan, x5, gy5, dtype) -> np.ndar
     """The weight gradient with ``tiling`` (the algorithm modules' ``weight_grad``)."""
     tiles_h, tiles_w = tiles_hw = _tiles(plan.out, tiling)
     src = _source(x5, plan.pads[1:], plan.padding_mode, tiles_hw, tiling, plan.groups, dtype)
-    gy = _whole_tiles(gy5, tiles_hw, tiling, dtype)
+    gy = _gradient_source(gy5, src, tiles_hw, tiling, dtype)
     n, c, d = x5.shape[:3]
-    k = gy.shape[1]
+    k = gy5.shape[1]
     groups = plan.groups
     positions = tiling.positions
     input_tiles, gradient_tiles = tiling.input_tiles, tiling.gradient_tiles
@@ -614,13 +633,16 @@ def weight_grad_tiled(tiling: Tiling, plan: ConvPlan, x5, gy5, dtype) -> np.ndar
         gw = _weight_grad_by_filters(src, gy, groups, tiles_hw, tiling, dtype)
         return gw.reshape(plan.weight5)
     if split == "positions":
-        target, v = _tile_buffers(src, tiling, total_rows * tiles_w, dtype)
-        dm = _workspace.scratch("winograd.products", (positions, k, total_rows * tiles_w), dtype)
+        tiles = total_rows * tiles_w
+        target, v = _tile_buffers(src, positions, tiles, dtype, "winograd.tiles")
+        gradient_target, dm = _tile_buffers(gy, positions, tiles, dtype, "winograd.products")
 
         def transform(bounds):
             lo, hi = bounds
-            _input_tiles(src, tiling, target, lo, hi - lo, tiles_h, lo * tiles_w)
-            gradient_tiles(gy, dm, lo, hi - lo, tiles_h, lo * tiles_w, 0)
+            _tiles_of(src, input_tiles, tiling.channels_last_tiles, target, lo, hi - lo, tiles_h,
+                      lo * tiles_w)  # fmt: skip
+            _tiles_of(gy, gradient_tiles, tiling.channels_last_gradient_tiles, gradient_target, lo,
+                      hi - lo, tiles_h, lo * tiles_w)  # fmt: skip
 
         du = _aligned.empty((positions, k, c // groups), dtype=dtype)
         run_parts(transform, _row_parts(src, total_rows, tiles_h))

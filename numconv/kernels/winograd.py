@@ -286,3 +286,53 @@ def input_tiles_channels_last(src, vt, row0, rows, tiles_h, t0):  # pragma: no c
                 _patch_columns(vt, at + 8 * step, step, rows_21, one, minus)
                 rows_13 = _patch_rows(src, d0 + line, d0 + 3 * line, channels, minus)
                 _patch_columns(vt, at + 12 * step, step, rows_13, one, minus)
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _gradient_columns(dmt, at, step, p0, p1, one, minus):  # pragma: no cover
+    """``(A g) Aᵀ``'s columns 0, 0 + 1, 0 − 1 and −1 of one row ``(p0, p1)``, to
+    ``dmt.flat[at + b·step]``."""
+    simd.store(dmt, at, p0)
+    simd.store(dmt, at + step, simd.fma(p0, p1, one))
+    simd.store(dmt, at + 2 * step, simd.fma(p0, p1, minus))
+    simd.store(dmt, at + 3 * step, simd.fma(simd.zero(dmt), p1, minus))
+
+
+@njit(**KERNEL_OPTIONS)
+def gradient_tiles_channels_last(gy, dmt, row0, rows, tiles_h, t0):  # pragma: no cover
+    """``dmt[ξ, t, k] = (A g Aᵀ)[ξ]`` for the 2×2 output-gradient block ``g`` of tile ``t``.
+
+    :func:`gradient_tiles` (the same values; a zero may come out as +0 where
+    it gave −0) on a channels-last ``gy``, ``(N, 2·tiles_h, 2·tiles_w, K)``
+    with ``K`` a multiple of the vector lanes; ``dmt`` is ``(16, T, K)``.
+    """
+    _, height, width, channels = gy.shape
+    tiles_w = width // 2
+    lanes = simd.lanes(gy)
+    one, minus = gy.dtype.type(1), gy.dtype.type(-1)
+    step = dmt.shape[1] * channels  # one transform position ξ
+    line = width * channels  # one row of gy
+    for r in range(rows):
+        n, i = (row0 + r) // tiles_h, (row0 + r) % tiles_h
+        for j in range(tiles_w):
+            out = (t0 + r * tiles_w + j) * channels
+            top = ((n * height + 2 * i) * width + 2 * j) * channels
+            for c in range(0, channels, lanes):
+                g00, g01 = simd.load(gy, top + c), simd.load(gy, top + channels + c)
+                g10 = simd.load(gy, top + line + c)
+                g11 = simd.load(gy, top + line + channels + c)
+                at = out + c
+                # A g: rows g0, g0 + g1, g0 − g1, −g1 of the block's rows g0, g1.
+                _gradient_columns(dmt, at, step, g00, g01, one, minus)
+                _gradient_columns(
+                    dmt, at + 4 * step, step, simd.fma(g00, g10, one), simd.fma(g01, g11, one),
+                    one, minus,
+                )  # fmt: skip
+                _gradient_columns(
+                    dmt, at + 8 * step, step, simd.fma(g00, g10, minus),
+                    simd.fma(g01, g11, minus), one, minus,
+                )  # fmt: skip
+                _gradient_columns(
+                    dmt, at + 12 * step, step, simd.fma(simd.zero(gy), g10, minus),
+                    simd.fma(simd.zero(gy), g11, minus), one, minus,
+                )  # fmt: skip
