@@ -701,36 +701,25 @@ def test_winograd_channels_last_source_rule(monkeypatch, shape, kw, dtype, expec
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_channels_last_input_tiles_are_the_channel_first_tiles_transposed(rng, dtype):
-    """Same tiles, same values bit for bit, from the same padded planes in either layout."""
-    from numconv.kernels.winograd import input_tiles, input_tiles_channels_last
+@pytest.mark.parametrize("kind, margin", [("input", 2), ("gradient", 0)])
+def test_channels_last_tiles_are_the_channel_first_tiles_transposed(rng, dtype, kind, margin):
+    """The same tiles from the same planes in either layout: input tiles bit for bit, and
+    gradient tiles to the value (+0 and -0 compare equal)."""
+    from numconv.kernels import winograd as f2_kernels
 
+    first = getattr(f2_kernels, f"{kind}_tiles")
+    last = getattr(f2_kernels, f"{kind}_tiles_channels_last")
     n, c, tiles_h, tiles_w = 3, 32, 3, 4
-    src = rng.standard_normal((n, c, 1, 2 * tiles_h + 2, 2 * tiles_w + 2)).astype(dtype)
-    src_last = np.ascontiguousarray(src[:, :, 0].transpose(0, 2, 3, 1))
+    planes = rng.standard_normal((n, c, 1, 2 * tiles_h + margin, 2 * tiles_w + margin))
+    planes = planes.astype(dtype)
+    planes_last = np.ascontiguousarray(planes[:, :, 0].transpose(0, 2, 3, 1))
     tiles = n * tiles_h * tiles_w
-    v = np.full((16, c, tiles), np.nan, dtype)
-    vt = np.full((16, tiles, c), np.nan, dtype)
-    input_tiles(src, v, 1, 7, tiles_h, 4, 0)  # tile rows 1-7 to tiles 4 onwards
-    input_tiles_channels_last(src_last, vt, 1, 7, tiles_h, 4)
-    np.testing.assert_array_equal(vt.transpose(0, 2, 1), v)
-    assert np.isnan(vt[:, :4]).all() and not np.isnan(vt[:, 4:32]).any()
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_channels_last_gradient_tiles_are_the_channel_first_tiles_transposed(rng, dtype):
-    from numconv.kernels.winograd import gradient_tiles, gradient_tiles_channels_last
-
-    n, k, tiles_h, tiles_w = 3, 32, 3, 4
-    gy = rng.standard_normal((n, k, 1, 2 * tiles_h, 2 * tiles_w)).astype(dtype)
-    gy_last = np.ascontiguousarray(gy[:, :, 0].transpose(0, 2, 3, 1))
-    tiles = n * tiles_h * tiles_w
-    dm = np.full((16, k, tiles), np.nan, dtype)
-    dmt = np.full((16, tiles, k), np.nan, dtype)
-    gradient_tiles(gy, dm, 2, 6, tiles_h, 8, 0)  # tile rows 2-7 to tiles 8 onwards
-    gradient_tiles_channels_last(gy_last, dmt, 2, 6, tiles_h, 8)
-    np.testing.assert_array_equal(dmt.transpose(0, 2, 1), dm)  # +0 and -0 compare equal
-    assert np.isnan(dmt[:, :8]).all() and not np.isnan(dmt[:, 8:32]).any()
+    expected = np.full((16, c, tiles), np.nan, dtype)
+    got = np.full((16, tiles, c), np.nan, dtype)
+    first(planes, expected, 1, 7, tiles_h, 4, 0)  # tile rows 1-7 to tiles 4 onwards
+    last(planes_last, got, 1, 7, tiles_h, 4)
+    np.testing.assert_array_equal(got.transpose(0, 2, 1), expected)
+    assert np.isnan(got[:, :4]).all() and not np.isnan(got[:, 4:32]).any()
 
 
 @pytest.mark.parametrize(
