@@ -254,6 +254,16 @@ def _patch_columns(vt, at, step, p, one, minus):  # pragma: no cover
     simd.store(vt, at + 3 * step, simd.fma(p1, p3, minus))
 
 
+@njit(inline="always", **KERNEL_OPTIONS)
+def _tile_offsets(row, j, tiles_h, tiles_w, t0, row0, height, width, channels):  # pragma: no cover
+    """Flat offsets of tile ``j`` of tile row ``row``: its first value in ``(16, T, C)``
+    transformed tiles (tiles from ``t0`` on for rows from ``row0``), and its
+    patch's top-left value in a channels-last ``(N, height, width, C)`` source."""
+    n, i = row // tiles_h, row % tiles_h
+    out = (t0 + (row - row0) * tiles_w + j) * channels
+    return out, ((n * height + 2 * i) * width + 2 * j) * channels
+
+
 @njit(**KERNEL_OPTIONS)
 def input_tiles_channels_last(src, vt, row0, rows, tiles_h, t0):  # pragma: no cover
     """``vt[ξ, t, c] = (Bᵀ d B)[ξ]`` for the 4×4 patch ``d`` of tile ``t`` in channel ``c``.
@@ -270,11 +280,9 @@ def input_tiles_channels_last(src, vt, row0, rows, tiles_h, t0):  # pragma: no c
     one, minus = src.dtype.type(1), src.dtype.type(-1)
     step = vt.shape[1] * channels  # one transform position ξ
     line = width * channels  # one source row
-    for r in range(rows):
-        n, i = (row0 + r) // tiles_h, (row0 + r) % tiles_h
+    for row in range(row0, row0 + rows):
         for j in range(tiles_w):
-            out = (t0 + r * tiles_w + j) * channels
-            top = ((n * height + 2 * i) * width + 2 * j) * channels
+            out, top = _tile_offsets(row, j, tiles_h, tiles_w, t0, row0, height, width, channels)
             for c in range(0, channels, lanes):
                 d0, at = top + c, out + c
                 # Bᵀ's rows: patch rows 0 − 2, 1 + 2, 2 − 1 and 1 − 3.
@@ -312,11 +320,9 @@ def gradient_tiles_channels_last(gy, dmt, row0, rows, tiles_h, t0):  # pragma: n
     one, minus = gy.dtype.type(1), gy.dtype.type(-1)
     step = dmt.shape[1] * channels  # one transform position ξ
     line = width * channels  # one row of gy
-    for r in range(rows):
-        n, i = (row0 + r) // tiles_h, (row0 + r) % tiles_h
+    for row in range(row0, row0 + rows):
         for j in range(tiles_w):
-            out = (t0 + r * tiles_w + j) * channels
-            top = ((n * height + 2 * i) * width + 2 * j) * channels
+            out, top = _tile_offsets(row, j, tiles_h, tiles_w, t0, row0, height, width, channels)
             for c in range(0, channels, lanes):
                 g00, g01 = simd.load(gy, top + c), simd.load(gy, top + channels + c)
                 g10 = simd.load(gy, top + line + c)
