@@ -157,6 +157,56 @@ def test_planar_gemm_thread_counts_match_the_direct_algorithm(rng, threads, batc
         numba.set_num_threads(previous)
 
 
+def _planar_reads(xp_shape, n0, images, p0, m, kernel, stride, dilation, out, rows_outer):
+    """Flat indices into ``xp`` that the planar columns read, in the columns' own flat order."""
+    _, channels, _, in_h, in_w = xp_shape
+    kh_n, kw_n = kernel[1:]
+    taps = kh_n * kw_n
+    rows = channels * taps
+    reads = np.empty((rows, images, m) if rows_outer else (images, rows, m), dtype=np.int64)
+    for i in range(images):
+        for r in range(rows):
+            ci, t = divmod(r, taps)
+            kh, kw = divmod(t, kw_n)
+            oh, ow = np.divmod(np.arange(p0, p0 + m), out[2])
+            h = oh * stride[1] + kh * dilation[1]
+            w = ow * stride[2] + kw * dilation[2]
+            flat = (((n0 + i) * channels + ci) * in_h + h) * in_w + w
+            reads[(r, i) if rows_outer else (i, r)] = flat
+    return reads
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("step", [1, 2, 3])
+@pytest.mark.parametrize("p0, m", [(20, 91), (0, 60)])  # to the array's last value; mid-row
+def test_planar_run_copies_match_numpy(rng, dtype, step, p0, m):
+    """Runs of 17-37 values (whole vectors and tails of both widths) at column steps 1-3:
+    the gathers in both layouts and the add-back exact against NumPy, nothing else touched."""
+    from numconv.kernels.planar_columns import gather_planar, gather_planar_by_row, scatter_planar
+
+    kernel, stride, dilation, out = (1, 2, 3), (1, 1, step), (1, 1, 2), (1, 3, 37)
+    in_w = (out[2] - 1) * step + (kernel[2] - 1) * dilation[2] + 1
+    xp = rng.standard_normal((3, 2, 1, out[1] + kernel[1] - 1, in_w)).astype(dtype)
+    n0, images = 1, 2
+    geometry = (kernel, stride, dilation, out)
+    for rows_outer, gather in ((False, gather_planar), (True, gather_planar_by_row)):
+        reads = _planar_reads(xp.shape, n0, images, p0, m, *geometry, rows_outer)
+        margin = 16  # sentinels either side of the columns
+        buffer = np.full(reads.size + 2 * margin, -7.0, dtype)
+        cols = buffer[margin:-margin].reshape(reads.shape)
+        gather(xp, cols, n0, p0, *geometry)
+        np.testing.assert_array_equal(cols, xp.reshape(-1)[reads])
+        np.testing.assert_array_equal(buffer[:margin], -7.0)
+        np.testing.assert_array_equal(buffer[-margin:], -7.0)
+        if not rows_outer:  # the add-back reads the gather's layout
+            values = rng.standard_normal(reads.shape).astype(dtype)
+            target = xp.copy()
+            expected = xp.copy().reshape(-1)
+            np.add.at(expected, reads.reshape(-1), values.reshape(-1))  # in the same order
+            scatter_planar(values, target, n0, p0, *geometry)
+            np.testing.assert_array_equal(target.reshape(-1), expected)
+
+
 @pytest.mark.parametrize("mode", ["zeros", "reflect", "circular"])
 @pytest.mark.parametrize(
     "shape, kernel, kw",

@@ -21,10 +21,10 @@ single-threaded BLAS, as in :mod:`numconv.kernels.columns`.
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
 from .._config import KERNEL_OPTIONS
+from . import simd
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -37,6 +37,68 @@ def _window_value(r, kernel):  # pragma: no cover
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
+def _copy_run(src, read, step, dst, write, run):  # pragma: no cover
+    """``dst.flat[write + t] = src.flat[read + t·step]`` for ``t < run``.
+
+    Steps of 1 and 2 go in masked vectors (2 through an even-lane shuffle of
+    two loads): runs are often one output row of 7-56 values, too short for
+    LLVM's vector loop, and one value at a time a 14-value run took ~8 ns
+    (docs/performance.md §42).
+    """
+    lanes = simd.lanes(dst)
+    if step == 1:
+        for t0 in range(0, run, lanes):
+            count = min(lanes, run - t0)
+            simd.masked_store(dst, write + t0, simd.masked_load(src, read + t0, 0, count), count, 1)
+    elif step == 2:
+        for t0 in range(0, run, lanes):
+            count = min(lanes, run - t0)
+            at, span = read + 2 * t0, 2 * count - 1  # the values the run's lanes read
+            low = simd.masked_load(src, at, 0, span)
+            high = simd.masked_load(src, at + lanes, -lanes, span - lanes)
+            simd.masked_store(dst, write + t0, simd.even_lanes(low, high), count, 1)
+    else:
+        for t in range(run):
+            dst.flat[write + t] = src.flat[read + t * step]
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _add_run(src, read, dst, write, step, run):  # pragma: no cover
+    """``dst.flat[write + t·step] += src.flat[read + t]`` for ``t < run``, as :func:`_copy_run`.
+
+    The vector adds are ``fma(a, b, 1)``, one rounding of ``a + b``: the same
+    sums, bit for bit, as scalar adds in the same order.
+    """
+    lanes = simd.lanes(dst)
+    one = dst.dtype.type(1)
+    if step == 1:
+        for t0 in range(0, run, lanes):
+            count = min(lanes, run - t0)
+            total = simd.fma(
+                simd.masked_load(dst, write + t0, 0, count),
+                simd.masked_load(src, read + t0, 0, count),
+                one,
+            )
+            simd.masked_store(dst, write + t0, total, count, 1)
+    elif step == 2:
+        for t0 in range(0, run, lanes):
+            count = min(lanes, run - t0)
+            at, span = write + 2 * t0, 2 * count - 1  # the values the run's lanes write
+            values = simd.masked_load(src, read + t0, 0, count)
+            low = simd.fma(simd.masked_load(dst, at, 0, span), simd.spread_low(values), one)
+            high = simd.fma(
+                simd.masked_load(dst, at + lanes, -lanes, span - lanes),
+                simd.spread_high(values),
+                one,
+            )
+            simd.masked_store(dst, at, low, span, 2)  # the even lanes: the run's own values
+            simd.masked_store(dst, at + lanes, high, span - lanes, 2)
+    else:
+        for t in range(run):
+            dst.flat[write + t * step] += src.flat[read + t]
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
 def _move_runs(
     image, cols, n0, p0, kernel, stride, dilation, out, add_back, rows_outer
 ):  # pragma: no cover
@@ -44,11 +106,13 @@ def _move_runs(
 
     One walk for both directions: ``add_back`` is constant per call, so the
     compiler splits the loops on it. ``cols`` is ``(images, rows, m)``, or
-    ``(rows, images, m)`` with ``rows_outer``.
+    ``(rows, images, m)`` with ``rows_outer``. Both arrays are addressed by
+    flat index, for the vector copies.
     """
     sd, sh, sw = stride
     dd, dh, dw = dilation
     _, oh_n, ow_n = out
+    _, channels, in_d, in_h, in_w = image.shape
     if rows_outer:
         rows, images, m = cols.shape
     else:
@@ -56,30 +120,20 @@ def _move_runs(
     for i in range(images):
         for r in range(rows):
             ci, kd, kh, kw = _window_value(r, kernel)
-            plane = image[n0 + i, ci]
-            col = cols[r, i] if rows_outer else cols[i, r]
+            plane = ((n0 + i) * channels + ci) * in_d
+            col = (r * images + i) * m if rows_outer else (i * rows + r) * m
             # Step through the output rows the tile covers: no division per run.
             od, oh, ow = p0 // (oh_n * ow_n), (p0 // ow_n) % oh_n, p0 % ow_n
             j = 0
             while j < m:
-                run = np.uint64(min(ow_n - ow, m - j))
-                row = plane[od * sd + kd * dd, oh * sh + kh * dh]
-                # Unsigned indices: no negative-index wrap code in the loops.
-                # Stride 1 has loops of its own, so that they vectorise.
-                at, step, c = np.uint64(ow * sw + kw * dw), np.uint64(sw), np.uint64(j)
-                if add_back and sw == 1:
-                    for t in range(run):
-                        row[at + t] += col[c + t]
-                elif add_back:
-                    for t in range(run):
-                        row[at + t * step] += col[c + t]
-                elif sw == 1:
-                    for t in range(run):
-                        col[c + t] = row[at + t]
+                run = min(ow_n - ow, m - j)
+                row = ((plane + od * sd + kd * dd) * in_h + oh * sh + kh * dh) * in_w
+                at = row + ow * sw + kw * dw
+                if add_back:
+                    _add_run(cols, col + j, image, at, sw, run)
                 else:
-                    for t in range(run):
-                        col[c + t] = row[at + t * step]
-                j += int(run)
+                    _copy_run(image, at, sw, cols, col + j, run)
+                j += run
                 ow, oh = 0, oh + 1
                 if oh == oh_n:
                     oh, od = 0, od + 1
