@@ -1018,13 +1018,14 @@ def test_polyphase_phases_run_through_winograd(monkeypatch, rng):
     The layer is small enough for the phase sums' forward; they are ruled out here.
     """
     monkeypatch.setattr(_dispatch, "PHASE_SUMS_MAX_GROUP_WEIGHTS", 0)
-    calls = []
+    calls, slots = [], []
     for op in ("forward", "input_grad", "weight_grad"):
         real = getattr(winograd, op)
 
-        def spy(plan, *args, _real=real, _op=op):
+        def spy(plan, *args, _real=real, _op=op, **kwargs):
             calls.append((_op, plan.batch, plan.dilation, plan.pads))
-            return _real(plan, *args)
+            slots.append(kwargs.get("result_slot"))
+            return _real(plan, *args, **kwargs)
 
         monkeypatch.setattr(winograd, op, spy)
     x = rng.standard_normal((2, 8, 10, 9))
@@ -1033,15 +1034,43 @@ def test_polyphase_phases_run_through_winograd(monkeypatch, rng):
     kw = dict(padding=2, dilation=2, padding_mode="reflect")
     gy = rng.standard_normal(F.conv2d(x, w, b, **kw).shape)
     calls.clear()
+    slots.clear()
     assert _dispatch.select("forward", _plan(x, w, kw), np.float64).NAME == "polyphase"
     got = _all_three(x, w, b, gy, **kw)
     assert [op for op, *_ in calls] == ["forward", "input_grad", "weight_grad"]
+    # the inner forward and input gradient are intermediates: written to scratch
+    assert slots == ["polyphase.result", "polyphase.result", None]
     # the four phases of both images stacked along the batch, unpadded and undilated
     assert {tuple(call[1:]) for call in calls} == {(8, (1, 1, 1), ((0, 0),) * 3)}
     with _dispatch.forced("direct"):
         expected = _all_three(x, w, b, gy, **kw)
     for g, e in zip(got, expected, strict=True):
         assert_close(g, e, np.float64)
+
+
+@pytest.mark.parametrize("size", [8, 7])  # whole F(2×2) tiles, or a cut
+@pytest.mark.parametrize("algorithm", ["winograd", "winograd4", "direct"])
+def test_inner_calls_return_scratch_only_from_algorithms_that_write_there(rng, size,
+                                                                          algorithm):  # fmt: skip
+    """An intermediate result comes back in the caller's scratch slot from the Winograd
+    family and fresh from the others, with the same values either way."""
+    from numconv import _workspace
+    from numconv._algorithms.common import inner_call
+
+    x = rng.standard_normal((2, 3, size, size))
+    w = rng.standard_normal((4, 3, 3, 3))
+    gy = rng.standard_normal((2, 4, size, size))
+    plan = _plan(x, w, dict(padding=1))
+    x5, w5, gy5 = (a[:, :, None] for a in (x, w, gy))
+    with _dispatch.forced("direct"):
+        expected_gx = F.conv2d_input_grad(x.shape, w, gy, padding=1)
+    with _dispatch.forced(algorithm):
+        y = inner_call("forward", plan, np.float64, x5, w5, None, result_slot="test.result")
+        assert_close(y[:, :, 0], naive_conv(x, w, None, 1, 1, 1, 1, "zeros"), np.float64)
+        in_scratch = np.shares_memory(y, _workspace.scratch("test.result", y.shape, y.dtype))
+        assert in_scratch == (algorithm != "direct")
+        gx = inner_call("input_grad", plan, np.float64, w5, gy5, result_slot="test.result")
+        assert_close(gx[:, :, 0], expected_gx, np.float64)
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,24 @@ def select_inner(op: str, plan: ConvPlan, dtype):
     return _dispatch.select(op, plan, dtype)
 
 
+def inner_call(op: str, plan: ConvPlan, dtype, *operands, result_slot: str) -> np.ndarray:
+    """``op`` (``"forward"`` or ``"input_grad"``) of a sub-problem whose result the caller
+    only reads before its next call: with the dispatch's pick, into scratch ``result_slot``
+    where that algorithm can write there (``SCRATCH_RESULTS``), else a fresh array.
+
+    Why: a fresh intermediate next to the caller's fresh result gave glibc two
+    large blocks to free a call, and in a process whose allocator then handed
+    them back to the system every call faulted in fresh pages: dilated3x3's
+    forward took 1,205 page faults a call and 5.5-7.7 ms against 4.1-4.3 from
+    scratch (docs/performance.md §42).
+    """
+    algorithm = select_inner(op, plan, dtype)
+    function = getattr(algorithm, op)
+    if getattr(algorithm, "SCRATCH_RESULTS", False):
+        return function(plan, *operands, dtype, result_slot=result_slot)
+    return function(plan, *operands, dtype)
+
+
 def channels_last(a5: np.ndarray, dtype) -> np.ndarray:
     """``(N, C, D, H, W)`` -> a fresh C-contiguous ``(N, D, H, W, C)`` of ``dtype`` (no padding)."""
     return pad_channels_last(a5, ((0, 0),) * 3, "zeros", dtype)

@@ -39,7 +39,7 @@ from .._padding import extended_map, pad_adjoint_channels_last, source_indices
 from .._params import ConvPlan, kernel_array
 from .._workers import run_parts, thread_parts
 from ..kernels.phases import merge_phases, split_phases, split_tasks
-from .common import select_inner
+from .common import inner_call, select_inner
 
 NAME = "polyphase"
 
@@ -127,14 +127,14 @@ def _merge(phases5, plan: ConvPlan, shape, offset, dtype) -> np.ndarray:
 def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
     inner = undilated(plan)
     xs = _input_phases(plan, inner, x5, dtype)
-    ys = select_inner("forward", inner, dtype).forward(inner, xs, w5, bias, dtype)
+    ys = inner_call("forward", inner, dtype, xs, w5, bias, result_slot="polyphase.result")
     return _merge(ys, plan, plan.output5, (0, 0, 0), dtype)
 
 
 def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
     inner = undilated(plan)
     gys = _gradient_phases(plan, inner, gy5, dtype)
-    gxs = select_inner("input_grad", inner, dtype).input_grad(inner, w5, gys, dtype)
+    gxs = inner_call("input_grad", inner, dtype, w5, gys, result_slot="polyphase.result")
     if plan.padding_mode == "zeros":  # the padding's adjoint is a crop: merge just the input
         before = tuple(b for b, _ in plan.pads)
         return _merge(gxs, plan, plan.input5, before, dtype)

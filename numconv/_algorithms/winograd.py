@@ -63,6 +63,10 @@ from ..kernels.winograd_filters import (
 )
 
 NAME = "winograd"
+# forward and input_grad take ``result_slot``: a sub-problem's caller that
+# only reads the result before its next call gets it in scratch
+# (:func:`numconv._algorithms.common.inner_call`).
+SCRATCH_RESULTS = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -444,27 +448,42 @@ def _work_split(total_rows: int, tiles_w: int, channels: int, groups: int) -> st
     return "positions"
 
 
-def _output(shape, size, dtype, slot: str) -> tuple[np.ndarray, bool]:
+def _output(shape, size, dtype, slot: str, result_slot: str | None) -> tuple[np.ndarray, bool]:
     """The array tiles are written to, and whether it is the result itself.
 
     When the tiles overhang ``size`` the whole tiles go to scratch and only
     the cut is copied out, so an odd-sized layer allocates one output, not two.
+    With ``result_slot`` the result is that scratch slot, not a fresh array.
     """
     whole = tuple(shape[3:]) == tuple(size)
-    return (
-        _aligned.empty(shape, dtype) if whole else _workspace.scratch(slot, shape, dtype)
-    ), whole
+    if not whole:
+        return _workspace.scratch(slot, shape, dtype), False
+    if result_slot is not None:
+        return _workspace.scratch(result_slot, shape, dtype), True
+    return _aligned.empty(shape, dtype), True
 
 
-def _cut(dst: np.ndarray, whole: bool, size) -> np.ndarray:
-    return dst if whole else np.ascontiguousarray(dst[..., : size[0], : size[1]])
+def _cut(dst: np.ndarray, whole: bool, size, result_slot: str | None) -> np.ndarray:
+    """The first ``size`` rows and columns of ``dst``, C-contiguous: a fresh copy, or
+    one in scratch ``result_slot``."""
+    if whole:
+        return dst
+    cut = dst[..., : size[0], : size[1]]
+    if result_slot is None:
+        return np.ascontiguousarray(cut)
+    result = _workspace.scratch(result_slot, cut.shape, dtype=dst.dtype)
+    np.copyto(result, cut)
+    return result
 
 
-def _convolve(src, bank: _FilterBank, bias, tiles_hw, tiling: Tiling, dtype, size) -> np.ndarray:
+def _convolve(
+    src, bank: _FilterBank, bias, tiles_hw, tiling: Tiling, dtype, size, result_slot=None
+) -> np.ndarray:
     """Valid 3×3 correlation of ``src`` (padded by :func:`_padded_source`) with ``bank``'s filters.
 
-    Returns ``(N, K, D, *size)``, a fresh array: the first ``size`` rows and
-    columns of the ``m·tiles_h × m·tiles_w`` result.
+    Returns ``(N, K, D, *size)``, the first ``size`` rows and columns of the
+    ``m·tiles_h × m·tiles_w`` result: a fresh array, or scratch slot
+    ``result_slot`` for a caller that only reads it before its next call.
     """
     if isinstance(src, _ChannelsLastSource):  # see _channels_last_suits
         (n, c), d = src.images.shape[:2], 1
@@ -474,13 +493,15 @@ def _convolve(src, bank: _FilterBank, bias, tiles_hw, tiling: Tiling, dtype, siz
     tiles_h, tiles_w = tiles_hw
     m, positions = tiling.size, tiling.positions
     input_tiles, output_tiles = tiling.input_tiles, tiling.output_tiles
-    dst, whole = _output((n, k, d, m * tiles_h, m * tiles_w), size, dtype, "winograd.output")
+    dst, whole = _output(
+        (n, k, d, m * tiles_h, m * tiles_w), size, dtype, "winograd.output", result_slot
+    )
     bias = np.zeros(k, dtype) if bias is None else np.ascontiguousarray(bias, dtype=dtype)
     total_rows = n * d * tiles_h
     split = _work_split(total_rows, tiles_w, c, bank.groups)
     if split == "filters":
         _by_filters(src, bank, bias, dst, tiles_hw, tiling, dtype)
-        return _cut(dst, whole, size)
+        return _cut(dst, whole, size, result_slot)
 
     u = bank.transform_all()
     groups = bank.groups
@@ -507,7 +528,7 @@ def _convolve(src, bank: _FilterBank, bias, tiles_hw, tiling: Tiling, dtype, siz
             lambda b: output_tiles(prod, bias, dst, b[0], b[1] - b[0], tiles_h, b[0] * tiles_w, 0),
             rows,
         )
-        return _cut(dst, whole, size)
+        return _cut(dst, whole, size, result_slot)
 
     chunk = _chunk_rows(c, k, tiles_w, tiling, dtype)
 
@@ -522,7 +543,7 @@ def _convolve(src, bank: _FilterBank, bias, tiles_hw, tiling: Tiling, dtype, siz
             output_tiles(prod, bias, dst, row0, rows, tiles_h, 0, 0)
 
     run_parts(part, thread_parts(total_rows))
-    return _cut(dst, whole, size)
+    return _cut(dst, whole, size, result_slot)
 
 
 def _tile_buffers(src, positions: int, tiles: int, dtype, slot: str):
@@ -586,16 +607,22 @@ def _by_filters(src, bank: _FilterBank, bias, dst, tiles_hw, tiling: Tiling, dty
     run_parts(part, _blocks(bank.per_group, bank.groups, numba.get_num_threads()))
 
 
-def forward_tiled(tiling: Tiling, plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
-    """The forward convolution with ``tiling`` (the algorithm modules' ``forward``)."""
+def forward_tiled(
+    tiling: Tiling, plan: ConvPlan, x5, w5, bias, dtype, result_slot=None
+) -> np.ndarray:
+    """The forward convolution with ``tiling`` (the algorithm modules' ``forward``);
+    its result in scratch ``result_slot`` if given (see :func:`_convolve`)."""
     tiles_hw = _tiles(plan.out, tiling)
     src = _source(x5, plan.pads[1:], plan.padding_mode, tiles_hw, tiling, plan.groups, dtype)
     bank = _FilterBank.of(w5, plan.groups, tiling, dtype, flip=False)
-    return _convolve(src, bank, bias, tiles_hw, tiling, dtype, plan.out[1:])
+    return _convolve(src, bank, bias, tiles_hw, tiling, dtype, plan.out[1:], result_slot)
 
 
-def input_grad_tiled(tiling: Tiling, plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
-    """The input gradient with ``tiling`` (the algorithm modules' ``input_grad``)."""
+def input_grad_tiled(
+    tiling: Tiling, plan: ConvPlan, w5, gy5, dtype, result_slot=None
+) -> np.ndarray:
+    """The input gradient with ``tiling`` (the algorithm modules' ``input_grad``); in
+    ``"zeros"`` mode its result in scratch ``result_slot`` if given (see :func:`_convolve`)."""
     # A stride-1 convolution's input gradient is the full correlation of gy
     # with the filters turned by 180° and their channel axes swapped: a valid
     # correlation of gy padded by 2, which gives the padded input's gradient.
@@ -605,7 +632,7 @@ def input_grad_tiled(tiling: Tiling, plan: ConvPlan, w5, gy5, dtype) -> np.ndarr
         tiles_hw = _tiles(plan.spatial, tiling)
         pads = ((2 - top, 2 - bottom), (2 - left, 2 - right))
         src = _source(gy5, pads, "zeros", tiles_hw, tiling, plan.groups, dtype)
-        return _convolve(src, bank, None, tiles_hw, tiling, dtype, plan.spatial[1:])
+        return _convolve(src, bank, None, tiles_hw, tiling, dtype, plan.spatial[1:], result_slot)
     padded = plan.padded
     tiles_hw = _tiles(padded, tiling)
     src = _padded_source(gy5, ((2, 2), (2, 2)), "zeros", tiles_hw, tiling, dtype)
@@ -721,12 +748,12 @@ def _weight_grad_by_filters(src, gy, groups: int, tiles_hw, tiling: Tiling, dtyp
     return gw
 
 
-def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
-    return forward_tiled(F2, plan, x5, w5, bias, dtype)
+def forward(plan: ConvPlan, x5, w5, bias, dtype, result_slot=None) -> np.ndarray:
+    return forward_tiled(F2, plan, x5, w5, bias, dtype, result_slot)
 
 
-def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
-    return input_grad_tiled(F2, plan, w5, gy5, dtype)
+def input_grad(plan: ConvPlan, w5, gy5, dtype, result_slot=None) -> np.ndarray:
+    return input_grad_tiled(F2, plan, w5, gy5, dtype, result_slot)
 
 
 def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:

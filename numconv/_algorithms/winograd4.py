@@ -25,6 +25,7 @@ from ..kernels import winograd4 as f4_kernels
 from .winograd import Tiling, applies, forward_tiled, input_grad_tiled, weight_grad_tiled
 
 NAME = "winograd4"
+SCRATCH_RESULTS = True  # as winograd's
 
 __all__ = ["NAME", "applies", "forward", "input_grad", "weight_grad"]
 
@@ -47,12 +48,12 @@ F4 = Tiling(
 )
 
 
-def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
-    return forward_tiled(F4, plan, x5, w5, bias, dtype)
+def forward(plan: ConvPlan, x5, w5, bias, dtype, result_slot=None) -> np.ndarray:
+    return forward_tiled(F4, plan, x5, w5, bias, dtype, result_slot)
 
 
-def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
-    return input_grad_tiled(F4, plan, w5, gy5, dtype)
+def input_grad(plan: ConvPlan, w5, gy5, dtype, result_slot=None) -> np.ndarray:
+    return input_grad_tiled(F4, plan, w5, gy5, dtype, result_slot)
 
 
 def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
