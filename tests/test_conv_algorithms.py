@@ -1002,6 +1002,31 @@ def test_polyphase_matches_the_direct_algorithm(rng, shape, c_out, kernel, kw, m
     _assert_matches_direct("polyphase", *_random_layer(rng, shape, c_out, kernel, kw), **kw)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("width", [1, 2, 7, 15, 31, 32, 33, 45])  # tails; blocks; both
+@pytest.mark.parametrize("offset", [(0, 0, 0), (0, 1, 1), (0, 2, 3)])
+def test_phase_merge_matches_numpy(rng, dtype, width, offset):
+    """Two W phases interleaved into rows (dilation 2 along W), from any column offset,
+    exact against NumPy's indexing, and nothing written outside the result."""
+    from numconv.kernels.phases import merge_phases
+
+    dilation = np.array([1, 2, 2])
+    batch, channels, height = 2, 3, 5
+    grid = [height + offset[1], width + offset[2]]  # phase-grid positions the merge reads
+    p_height, p_width = (-(-g // 2) for g in grid)
+    phases = rng.standard_normal((4, batch, channels, 1, p_height, p_width)).astype(dtype)
+    margin = 40
+    buffer = np.full(batch * channels * height * width + 2 * margin, -7.0, dtype)
+    dst = buffer[margin:-margin].reshape(batch, channels, 1, height, width)
+    merge_phases(phases, dst, dilation, np.array(offset), 0, batch * channels)
+    qb = np.arange(height)[:, None] + offset[1]
+    qe = np.arange(width)[None, :] + offset[2]
+    expected = phases[(qb % 2) * 2 + qe % 2, :, :, 0, qb // 2, qe // 2]  # (H, W, N, C)
+    np.testing.assert_array_equal(dst[:, :, 0], expected.transpose(2, 3, 0, 1))
+    np.testing.assert_array_equal(buffer[:margin], -7.0)
+    np.testing.assert_array_equal(buffer[-margin:], -7.0)
+
+
 def _random_layer(rng, shape, c_out, kernel, kw):
     """Random ``x``, ``w``, ``b`` and an output gradient, with ``kw``'s groups."""
     nd = len(kernel)

@@ -113,6 +113,9 @@ def _gradient_phases(plan: ConvPlan, inner: ConvPlan, gy5, dtype) -> np.ndarray:
 def _merge(phases5, plan: ConvPlan, shape, offset, dtype) -> np.ndarray:
     """Stacked phases ``(P·N, C, ...)`` back onto one grid of ``shape`` (``(N, C, D, H, W)``)."""
     out = _aligned.empty(shape, dtype=dtype)
+    # C-contiguous for the kernel's flat vector copies (a no-op for the inner
+    # algorithms' results, which are)
+    phases5 = np.ascontiguousarray(phases5)
     stacked = phases5.reshape(_phase_count(plan), plan.batch, *phases5.shape[1:])
     dilation = np.array(plan.dilation, dtype=np.int64)
     offset = np.array(offset, dtype=np.int64)

@@ -25,6 +25,7 @@ import numpy as np
 from numba import njit
 
 from .._config import KERNEL_OPTIONS
+from . import simd
 from .plane_rows import (
     column_fixes,
     copy_row_columns,
@@ -115,23 +116,35 @@ def split_tasks(planes: int, dilation) -> int:
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _interleave_two(out, phases, p_row, n, c, i, j, ow):  # pragma: no cover
-    """One output row from its two W phases (dilation 2 along W).
+def _interleave_two(dst, at, width, phases, even, odd):  # pragma: no cover
+    """One output row from its two W phases (dilation 2 along W), by flat index:
+    ``dst.flat[at + 2t] = phases.flat[even + t]`` and ``dst.flat[at + 2t + 1] =
+    phases.flat[odd + t]`` for the ``width`` positions of the row.
 
-    One loop writing both phases' elements, with unsigned indices: LLVM
-    vectorises it with shuffles (0.75 ms against 1.94 for the general loop,
-    one thread, dilated3x3's forward).
+    Whole blocks of ``2·lanes`` values go through one interleaving store, the
+    rest through the even and odd lanes of masked step-2 stores. LLVM's own
+    vectorisation of the scalar loop took 15.7 ns a 56-value row (0.45 ms a
+    merge on dilated3x3, two threads; §42).
     """
-    width = out.shape[0]
-    even = phases[p_row + ow % 2, n, c, i, j]  # the phase of even output columns
-    odd = phases[p_row + (ow + 1) % 2, n, c, i, j]
-    start_even = np.uint64(ow // 2)
-    start_odd = np.uint64((ow + 1) // 2)
-    for t in range(np.uint64(width // 2)):
-        out[2 * t] = even[start_even + t]
-        out[2 * t + 1] = odd[start_odd + t]
-    if width % 2:
-        out[width - 1] = even[start_even + np.uint64(width // 2)]
+    lanes = simd.lanes(dst)
+    t = 0
+    while 2 * (t + lanes) <= width:
+        pair = (simd.load(phases, even + t), simd.load(phases, odd + t))
+        simd.store_interleaved(dst, at + 2 * t, pair)
+        t += lanes
+    left = width - 2 * t  # values still to write, fewer than 2·lanes
+    if left > 0:
+        evens, odds = (left + 1) // 2, left // 2
+        _spread_store(dst, at + 2 * t, simd.masked_load(phases, even + t, 0, evens), evens)
+        _spread_store(dst, at + 2 * t + 1, simd.masked_load(phases, odd + t, 0, odds), odds)
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _spread_store(dst, at, values, count):  # pragma: no cover
+    """``dst.flat[at + 2s] = values[s]`` for ``s < count``; the odd positions untouched."""
+    lanes = simd.lanes(dst)
+    simd.masked_store(dst, at, simd.spread_low(values), 2 * count - 1, 2)
+    simd.masked_store(dst, at + lanes, simd.spread_high(values), 2 * count - 1 - lanes, 2)
 
 
 @njit(**KERNEL_OPTIONS)
@@ -145,6 +158,7 @@ def merge_phases(phases, dst, dilation, offset, lo, hi):  # pragma: no cover
     (row-major).
     """
     channels, depth, height, width = dst.shape[1:]
+    batch, _, p_depth, p_height, p_width = phases.shape[1:]
     dd, dh, dw = dilation
     od, oh, ow = offset
     for task in range(lo, hi):
@@ -157,7 +171,14 @@ def merge_phases(phases, dst, dilation, offset, lo, hi):  # pragma: no cover
                 out = dst[n, c, a, b]
                 p_row = ((qa % dd) * dh + qb % dh) * dw
                 if dw == 2:
-                    _interleave_two(out, phases, p_row, n, c, qa // dd, qb // dh, ow)
+                    # the phases of the row's even and odd output columns, by flat index
+                    row = (((p_row * batch + n) * channels + c) * p_depth + qa // dd) * p_height
+                    first = (row + qb // dh) * p_width
+                    plane = batch * channels * p_depth * p_height * p_width  # one phase
+                    even = first + ow % 2 * plane + ow // 2
+                    odd = first + (ow + 1) % 2 * plane + (ow + 1) // 2
+                    at = (((n * channels + c) * depth + a) * height + b) * width
+                    _interleave_two(dst, at, width, phases, even, odd)
                     continue
                 for rw in range(dw):
                     row = phases[p_row + rw, n, c, qa // dd, qb // dh]
