@@ -1073,13 +1073,13 @@ def test_polyphase_phases_run_through_winograd(monkeypatch, rng):
         assert_close(g, e, np.float64)
 
 
-@pytest.mark.parametrize("size", [8, 7])  # whole F(2×2) tiles, or a cut
+@pytest.mark.parametrize("size", [8, 7])  # whole F(2×2) tiles, or tiles that overhang
 @pytest.mark.parametrize("algorithm", ["winograd", "winograd4", "direct"])
 def test_inner_calls_return_scratch_only_from_algorithms_that_write_there(rng, size,
                                                                           algorithm):  # fmt: skip
-    """An intermediate result comes back in the caller's scratch slot from the Winograd
-    family and fresh from the others, with the same values either way."""
-    from numconv import _workspace
+    """An intermediate result comes back in scratch (the next call's result shares its
+    memory), possibly overhanging, from the Winograd family, and fresh and exact-sized
+    from the others; the values the same either way."""
     from numconv._algorithms.common import inner_call
 
     x = rng.standard_normal((2, 3, size, size))
@@ -1087,15 +1087,20 @@ def test_inner_calls_return_scratch_only_from_algorithms_that_write_there(rng, s
     gy = rng.standard_normal((2, 4, size, size))
     plan = _plan(x, w, dict(padding=1))
     x5, w5, gy5 = (a[:, :, None] for a in (x, w, gy))
+    expected = {"forward": naive_conv(x, w, None, 1, 1, 1, 1, "zeros")}
     with _dispatch.forced("direct"):
-        expected_gx = F.conv2d_input_grad(x.shape, w, gy, padding=1)
-    with _dispatch.forced(algorithm):
-        y = inner_call("forward", plan, np.float64, x5, w5, None, result_slot="test.result")
-        assert_close(y[:, :, 0], naive_conv(x, w, None, 1, 1, 1, 1, "zeros"), np.float64)
-        in_scratch = np.shares_memory(y, _workspace.scratch("test.result", y.shape, y.dtype))
-        assert in_scratch == (algorithm != "direct")
-        gx = inner_call("input_grad", plan, np.float64, w5, gy5, result_slot="test.result")
-        assert_close(gx[:, :, 0], expected_gx, np.float64)
+        expected["input_grad"] = F.conv2d_input_grad(x.shape, w, gy, padding=1)
+    operands = {"forward": (x5, w5, None), "input_grad": (w5, gy5)}
+    for op in ("forward", "input_grad"):
+        with _dispatch.forced(algorithm):
+            first = inner_call(op, plan, np.float64, *operands[op], result_slot="test.result")
+            assert first.shape[:3] == (2, 4 if op == "forward" else 3, 1)
+            assert first.shape[3] >= size and first.shape[4] >= size
+            if algorithm == "direct":
+                assert first.shape[3:] == (size, size)
+            assert_close(first[:, :, 0, :size, :size], expected[op], np.float64)
+            again = inner_call(op, plan, np.float64, *operands[op], result_slot="test.result")
+        assert np.shares_memory(first, again) == (algorithm != "direct")
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,11 @@ def inner_call(op: str, plan: ConvPlan, dtype, *operands, result_slot: str) -> n
     only reads before its next call: with the dispatch's pick, into scratch ``result_slot``
     where that algorithm can write there (``SCRATCH_RESULTS``), else a fresh array.
 
+    A scratch result may overhang: ``(N, C, D, H', W')`` with ``H' ≥ H`` and
+    ``W' ≥ W`` (Winograd's whole tiles), the result in its first rows and
+    columns; cutting it would be a copy (0.3-0.5 ms of dilated3x3's input
+    gradient).
+
     Why: a fresh intermediate next to the caller's fresh result gave glibc two
     large blocks to free a call, and in a process whose allocator then handed
     them back to the system every call faulted in fresh pages: dilated3x3's

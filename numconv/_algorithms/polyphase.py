@@ -111,7 +111,11 @@ def _gradient_phases(plan: ConvPlan, inner: ConvPlan, gy5, dtype) -> np.ndarray:
 
 
 def _merge(phases5, plan: ConvPlan, shape, offset, dtype) -> np.ndarray:
-    """Stacked phases ``(P·N, C, ...)`` back onto one grid of ``shape`` (``(N, C, D, H, W)``)."""
+    """Stacked phases ``(P·N, C, ...)`` back onto one grid of ``shape`` (``(N, C, D, H, W)``).
+
+    The phases may overhang (see :func:`numconv._algorithms.common.inner_call`):
+    the merge only reads the positions it places.
+    """
     out = _aligned.empty(shape, dtype=dtype)
     # C-contiguous for the kernel's flat vector copies (a no-op for the inner
     # algorithms' results, which are)

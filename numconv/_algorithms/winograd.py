@@ -453,7 +453,7 @@ def _output(shape, size, dtype, slot: str, result_slot: str | None) -> tuple[np.
 
     When the tiles overhang ``size`` the whole tiles go to scratch and only
     the cut is copied out, so an odd-sized layer allocates one output, not two.
-    With ``result_slot`` the result is that scratch slot, not a fresh array.
+    With ``result_slot`` the result is scratch, not a fresh array.
     """
     whole = tuple(shape[3:]) == tuple(size)
     if not whole:
@@ -464,16 +464,11 @@ def _output(shape, size, dtype, slot: str, result_slot: str | None) -> tuple[np.
 
 
 def _cut(dst: np.ndarray, whole: bool, size, result_slot: str | None) -> np.ndarray:
-    """The first ``size`` rows and columns of ``dst``, C-contiguous: a fresh copy, or
-    one in scratch ``result_slot``."""
-    if whole:
+    """The first ``size`` rows and columns of ``dst`` as a fresh C-contiguous copy, or
+    ``dst`` itself when it is whole or the caller takes scratch results (which overhang)."""
+    if whole or result_slot is not None:
         return dst
-    cut = dst[..., : size[0], : size[1]]
-    if result_slot is None:
-        return np.ascontiguousarray(cut)
-    result = _workspace.scratch(result_slot, cut.shape, dtype=dst.dtype)
-    np.copyto(result, cut)
-    return result
+    return np.ascontiguousarray(dst[..., : size[0], : size[1]])
 
 
 def _convolve(
@@ -482,8 +477,10 @@ def _convolve(
     """Valid 3×3 correlation of ``src`` (padded by :func:`_padded_source`) with ``bank``'s filters.
 
     Returns ``(N, K, D, *size)``, the first ``size`` rows and columns of the
-    ``m·tiles_h × m·tiles_w`` result: a fresh array, or scratch slot
-    ``result_slot`` for a caller that only reads it before its next call.
+    ``m·tiles_h × m·tiles_w`` result, as a fresh array. With ``result_slot``,
+    for a caller that only reads the result before its next call, it is
+    scratch instead, and whole tiles: ``(N, K, D, m·tiles_h, m·tiles_w)``,
+    the result in its first ``size`` rows and columns (the cut would be a copy).
     """
     if isinstance(src, _ChannelsLastSource):  # see _channels_last_suits
         (n, c), d = src.images.shape[:2], 1
@@ -611,7 +608,7 @@ def forward_tiled(
     tiling: Tiling, plan: ConvPlan, x5, w5, bias, dtype, result_slot=None
 ) -> np.ndarray:
     """The forward convolution with ``tiling`` (the algorithm modules' ``forward``);
-    its result in scratch ``result_slot`` if given (see :func:`_convolve`)."""
+    its result in scratch, overhanging, with ``result_slot`` (see :func:`_convolve`)."""
     tiles_hw = _tiles(plan.out, tiling)
     src = _source(x5, plan.pads[1:], plan.padding_mode, tiles_hw, tiling, plan.groups, dtype)
     bank = _FilterBank.of(w5, plan.groups, tiling, dtype, flip=False)
@@ -622,7 +619,8 @@ def input_grad_tiled(
     tiling: Tiling, plan: ConvPlan, w5, gy5, dtype, result_slot=None
 ) -> np.ndarray:
     """The input gradient with ``tiling`` (the algorithm modules' ``input_grad``); in
-    ``"zeros"`` mode its result in scratch ``result_slot`` if given (see :func:`_convolve`)."""
+    ``"zeros"`` mode its result in scratch, overhanging, with ``result_slot`` (see
+    :func:`_convolve`)."""
     # A stride-1 convolution's input gradient is the full correlation of gy
     # with the filters turned by 180° and their channel axes swapped: a valid
     # correlation of gy padded by 2, which gives the padded input's gradient.
