@@ -157,6 +157,23 @@ def test_planar_gemm_thread_counts_match_the_direct_algorithm(rng, threads, batc
         numba.set_num_threads(previous)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "images, positions", [((0, 3), (0, 37)), ((1, 2), (5, 30)), ((2, 3), (36, 37))]
+)
+def test_channel_bias_is_added_to_its_block_only(rng, dtype, images, positions):
+    """The per-channel bias goes to the images and positions asked for, exactly as NumPy adds it."""
+    from numconv.kernels.bias import add_channel_bias
+
+    y = rng.standard_normal((3, 4, 37)).astype(dtype)
+    bias = rng.standard_normal(4).astype(dtype)
+    expected = y.copy()
+    (n0, n1), (p0, p1) = images, positions
+    expected[n0:n1, :, p0:p1] += bias[:, None]
+    add_channel_bias(y, bias, n0, n1, p0, p1)
+    np.testing.assert_array_equal(y, expected)
+
+
 def _planar_reads(xp_shape, n0, images, p0, m, kernel, stride, dilation, out, rows_outer):
     """Flat indices into ``xp`` that the planar columns read, in the columns' own flat order."""
     _, channels, _, in_h, in_w = xp_shape

@@ -35,6 +35,7 @@ from .. import _aligned, _workspace
 from .._padding import pad_adjoint_channels_last, pad_channels_first
 from .._params import ConvPlan
 from .._workers import run_parts, split_range
+from ..kernels.bias import add_channel_bias
 from ..kernels.planar_columns import gather_planar, gather_planar_by_row, scatter_planar
 from ..kernels.transpose import transpose_stack
 
@@ -130,7 +131,7 @@ def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
     groups, cgo, depth = wm.shape
     y = _aligned.empty((plan.batch, plan.out_channels, math.prod(plan.out)), dtype=dtype)
     y4 = y.reshape(plan.batch, groups, cgo, -1)
-    column_bias = None if bias is None else np.asarray(bias, dtype=dtype).reshape(groups, cgo, 1)
+    bias = None if bias is None else np.ascontiguousarray(bias, dtype=dtype)
     tiles = _tiles(plan, dtype, x5.size)
     scratch_size = max(_columns_size(t, groups * depth) for t in tiles)
 
@@ -141,8 +142,8 @@ def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
             gather_planar(xp, cols.reshape(n1 - n0, -1, p1 - p0), n0, p0, *_geometry(plan))
             block = y4[n0:n1, :, :, p0:p1]
             np.matmul(wm, cols, out=block)  # every image and group in one call
-            if column_bias is not None:
-                block += column_bias
+            if bias is not None:  # while the tile's block is in cache
+                add_channel_bias(y, bias, n0, n1, p0, p1)
 
     run_parts(part, _parts(tiles, whole_images=False))
     return y.reshape(plan.batch, plan.out_channels, *plan.out)

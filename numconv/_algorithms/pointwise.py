@@ -28,6 +28,7 @@ import numpy as np
 from .. import _aligned
 from .._params import ConvPlan
 from .._workers import run_parts, split_range
+from ..kernels.bias import add_channel_bias
 
 NAME = "pointwise"
 
@@ -60,14 +61,14 @@ def forward(plan: ConvPlan, x5, w5, bias, dtype) -> np.ndarray:
     x3 = _subsampled(plan, x5, dtype)
     wm = _matrix(w5, dtype)
     y3 = _aligned.empty((plan.batch, plan.out_channels, x3.shape[2]), dtype=dtype)
-    column_bias = None if bias is None else np.asarray(bias, dtype=dtype)[:, None]
+    bias = None if bias is None else np.ascontiguousarray(bias, dtype=dtype)
 
     def part(share):
         images, columns = share
         for n in images:
             np.matmul(wm, x3[n, :, columns], out=y3[n, :, columns])
-            if column_bias is not None:
-                y3[n, :, columns] += column_bias
+            if bias is not None:  # while the image's block is in cache
+                add_channel_bias(y3, bias, n, n + 1, columns.start, columns.stop)
 
     run_parts(part, _parts(plan.batch, x3.shape[2]))
     return y3.reshape(plan.batch, plan.out_channels, *plan.out)
