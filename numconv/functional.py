@@ -49,12 +49,15 @@ __all__ = [
     "conv1d",
     "conv1d_input_grad",
     "conv1d_weight_grad",
+    "conv1d_param_grads",
     "conv2d",
     "conv2d_input_grad",
     "conv2d_weight_grad",
+    "conv2d_param_grads",
     "conv3d",
     "conv3d_input_grad",
     "conv3d_weight_grad",
+    "conv3d_param_grads",
     "conv_bias_grad",
     *_transpose.__all__,
     *_unfold.__all__,
@@ -102,6 +105,15 @@ def _conv_input_grad(nd, input_shape, weight, grad_output, stride, padding, dila
 
 
 def _conv_weight_grad(nd, x, weight_shape, grad_output, stride, padding, dilation, groups, mode):
+    return _conv_param_grads(
+        nd, x, weight_shape, grad_output, stride, padding, dilation, groups, mode, bias=False
+    )
+
+
+def _conv_param_grads(
+    nd, x, weight_shape, grad_output, stride, padding, dilation, groups, mode, bias=True
+):  # fmt: skip
+    """The weight gradient, and with ``bias`` the bias gradient too: ``(gw, gb)``."""
     x = as_float_array(x, "x")
     weight_shape = check_shape_arg(weight_shape, "weight_shape", (nd + 2,))
     grad_output = as_float_array(grad_output, "grad_output")
@@ -112,12 +124,18 @@ def _conv_weight_grad(nd, x, weight_shape, grad_output, stride, padding, dilatio
     check_grad_output(grad_output, plan)
     compute, result = result_dtypes(x, grad_output)
     if plan.batch == 0:
-        return np.zeros(weight_shape, dtype=result)
+        gw = np.zeros(weight_shape, dtype=result)
+        return (gw, np.zeros(plan.out_channels, dtype=result)) if bias else gw
     algorithm = _dispatch.select("weight_grad", plan, compute)
-    gw5 = algorithm.weight_grad(
-        plan, x.reshape(plan.input5), grad_output.reshape(plan.output5), compute
-    )
-    return to_caller(gw5, weight_shape, result)
+    x5, gy5 = x.reshape(plan.input5), grad_output.reshape(plan.output5)
+    fused = getattr(algorithm, "weight_bias_grad", None) if bias else None
+    if fused is not None:  # the bias from the same pass over grad_output
+        gw5, gb = fused(plan, x5, gy5, compute)
+    else:
+        gw5 = algorithm.weight_grad(plan, x5, gy5, compute)
+        gb = conv_bias_grad(gy5) if bias else None
+    gw = to_caller(gw5, weight_shape, result)
+    return (gw, gb.astype(result, copy=False)) if bias else gw
 
 
 # --------------------------------------------------------------------------- docs
@@ -248,6 +266,41 @@ Notes
 """
 
 
+_PARAM_GRADS_DOC = """\
+Gradients of a {nd}-d convolution with respect to its weight and its bias.
+
+``(conv{nd}d_weight_grad(x, weight_shape, grad_output, ...),
+conv_bias_grad(grad_output))`` in one call, which a layer's backward needs:
+where the algorithm allows (the tap sums), the bias comes out of the same pass
+over ``grad_output`` as the weight, which saves reading it a second time.
+
+Parameters
+----------
+x : array_like of float, shape (N, C_in, {s}) or (C_in, {s})
+    The forward input.
+weight_shape : tuple of ints
+    ``(C_out, C_in / groups, {k})``: the forward filters' shape.
+grad_output : array_like of float
+    Gradient of the loss with respect to the forward output; must have exactly
+    the forward output's shape ``(N, C_out, {o})``.
+{params}
+
+Returns
+-------
+grad_weight : ndarray of shape ``weight_shape``
+    The same as :func:`conv{nd}d_weight_grad`'s.
+grad_bias : ndarray of shape ``(C_out,)``
+    ``grad_output`` summed over every axis but the channels. When fused, the
+    sums run in the compute dtype within a block of positions and in float64
+    across blocks; :func:`conv_bias_grad` sums in float64 throughout, so the
+    two agree to the dtype's rounding, not bit for bit.
+
+Notes
+-----
+{notes}
+"""
+
+
 def _doc(template: str, nd: int) -> str:
     s, k = _SHAPES[nd]
     fields = {"nd": nd, "s": s, "k": k, "o": _OUT[nd]}
@@ -328,14 +381,42 @@ def conv3d_weight_grad(
     )
 
 
-for _nd, (_f, _gi, _gw) in {
-    1: (conv1d, conv1d_input_grad, conv1d_weight_grad),
-    2: (conv2d, conv2d_input_grad, conv2d_weight_grad),
-    3: (conv3d, conv3d_input_grad, conv3d_weight_grad),
+def conv1d_param_grads(
+    x, weight_shape, grad_output, stride=1, padding=0, dilation=1, groups=1,
+    padding_mode="zeros",
+):  # fmt: skip
+    return _conv_param_grads(
+        1, x, weight_shape, grad_output, stride, padding, dilation, groups, padding_mode
+    )
+
+
+def conv2d_param_grads(
+    x, weight_shape, grad_output, stride=1, padding=0, dilation=1, groups=1,
+    padding_mode="zeros",
+):  # fmt: skip
+    return _conv_param_grads(
+        2, x, weight_shape, grad_output, stride, padding, dilation, groups, padding_mode
+    )
+
+
+def conv3d_param_grads(
+    x, weight_shape, grad_output, stride=1, padding=0, dilation=1, groups=1,
+    padding_mode="zeros",
+):  # fmt: skip
+    return _conv_param_grads(
+        3, x, weight_shape, grad_output, stride, padding, dilation, groups, padding_mode
+    )
+
+
+for _nd, (_f, _gi, _gw, _gp) in {
+    1: (conv1d, conv1d_input_grad, conv1d_weight_grad, conv1d_param_grads),
+    2: (conv2d, conv2d_input_grad, conv2d_weight_grad, conv2d_param_grads),
+    3: (conv3d, conv3d_input_grad, conv3d_weight_grad, conv3d_param_grads),
 }.items():
     _f.__doc__ = _doc(_CONV_DOC, _nd)
     _gi.__doc__ = _doc(_INPUT_GRAD_DOC, _nd)
     _gw.__doc__ = _doc(_WEIGHT_GRAD_DOC, _nd)
+    _gp.__doc__ = _doc(_PARAM_GRADS_DOC, _nd)
 
 
 def conv_bias_grad(grad_output):

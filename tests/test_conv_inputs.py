@@ -106,6 +106,35 @@ def test_unbatched_equals_batched(problem):
     np.testing.assert_array_equal(unbatched[0], batched[0][0])
     np.testing.assert_array_equal(unbatched[1], batched[1][0])
     np.testing.assert_array_equal(unbatched[2], batched[2])
+    gw, gb = F.conv2d_param_grads(x[0], w.shape, gy[0], **KW)
+    np.testing.assert_array_equal(gw, batched[2])
+    np.testing.assert_array_equal(gb, F.conv_bias_grad(gy[:1]))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize(
+    "shape, kernel, kw",
+    [
+        ((64, 3, 32, 32), (32, 3, 3, 3), dict(padding=1)),  # cifar_first: tap sums, fused bias
+        ((3, 4, 90), (6, 4, 5), dict(stride=2, padding=1)),  # one output row: W phases
+        ((2, 6, 9, 9), (6, 2, 3, 3), dict(padding=1, groups=3)),  # another algorithm
+    ],
+)
+def test_param_grads_are_the_weight_and_bias_grads(rng, dtype, shape, kernel, kw):
+    """The weight gradient exactly as conv*d_weight_grad's; the bias within the dtype's
+    rounding of the exact channel sums (fused, it sums in the dtype within a block)."""
+    nd = len(shape) - 2
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal(kernel).astype(dtype)
+    gy = rng.standard_normal(getattr(F, f"conv{nd}d")(x, w, **kw).shape).astype(dtype)
+    saved = x.copy(), gy.copy()
+    gw, gb = getattr(F, f"conv{nd}d_param_grads")(x, kernel, gy, **kw)
+    np.testing.assert_array_equal(gw, getattr(F, f"conv{nd}d_weight_grad")(x, kernel, gy, **kw))
+    exact = gy.astype(np.float64).sum(axis=(0, *range(2, gy.ndim)))
+    assert gb.dtype == dtype and gb.shape == (kernel[0],)
+    assert_close(gb, exact, dtype)
+    np.testing.assert_array_equal(x, saved[0])  # inputs untouched
+    np.testing.assert_array_equal(gy, saved[1])
 
 
 @pytest.mark.parametrize("nd", [1, 2, 3])
@@ -120,6 +149,10 @@ def test_empty_batch(nd):
     gw = getattr(F, f"conv{nd}d_weight_grad")(x, w.shape, y, stride=2, padding=1, groups=2)
     np.testing.assert_array_equal(gw, np.zeros(w.shape))
     np.testing.assert_array_equal(F.conv_bias_grad(y), np.zeros(6))
+    gw, gb = getattr(F, f"conv{nd}d_param_grads")(x, w.shape, y, stride=2, padding=1, groups=2)
+    np.testing.assert_array_equal(gw, np.zeros(w.shape))
+    np.testing.assert_array_equal(gb, np.zeros(6))
+    assert gw.dtype == gb.dtype == np.float32
 
 
 def test_results_are_bitwise_reproducible(rng):

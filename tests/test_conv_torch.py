@@ -25,7 +25,13 @@ def run_numconv(x, w, b, gy, stride, padding, dilation, groups, mode):
     gx = getattr(F, f"conv{nd}d_input_grad")(x.shape, w, gy, *args)
     gw = getattr(F, f"conv{nd}d_weight_grad")(x, w.shape, gy, *args)
     gb = F.conv_bias_grad(gy)
-    return y, gx, gw, gb
+    # The weight and bias in one call: the same weight, the bias from the same
+    # pass where the algorithm fuses it (the tap sums)
+    gw_fused, gb_fused = getattr(F, f"conv{nd}d_param_grads")(x, w.shape, gy, *args)
+    np.testing.assert_array_equal(gw_fused, gw)
+    assert gb_fused.dtype == gb.dtype
+    assert_close(gb_fused, gb, gb.dtype)
+    return y, gx, gw, gb_fused
 
 
 def check_against_torch(torch, rng, shape, c_out, kernel, stride, padding, dilation, groups,

@@ -94,6 +94,12 @@ BAD_CALLS = [
         "grad_output",
     ),
     (lambda: F.conv2d_weight_grad(X, "abc", GY, groups=2), TypeError, "weight_shape must be"),
+    (
+        lambda: F.conv2d_param_grads(X, (6, 2, 3, 3), GY[..., :5], groups=2),
+        ValueError,
+        "grad_output",
+    ),
+    (lambda: F.conv2d_param_grads(X.astype(int), (6, 2, 3, 3), GY, groups=2), TypeError, "x must"),
     (lambda: F.conv_bias_grad(np.zeros((2, 6))), ValueError, "grad_output must have shape"),
     (lambda: F.conv_bias_grad(np.zeros((2, 6, 3), int)), TypeError, "grad_output must have dtype"),
     # layers

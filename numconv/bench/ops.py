@@ -57,8 +57,8 @@ def _numconv_conv(case, op, x, w, b, gy):
     if op == "dx":
         f = getattr(F, f"conv{nd}d_input_grad")
         return lambda: f(x.shape, w, gy, **kw)
-    f = getattr(F, f"conv{nd}d_weight_grad")
-    return lambda: (f(x, w.shape, gy, **kw), F.conv_bias_grad(gy))
+    f = getattr(F, f"conv{nd}d_param_grads")  # weight and bias, as a layer's backward takes them
+    return lambda: f(x, w.shape, gy, **kw)
 
 
 def _conv_lists(case):

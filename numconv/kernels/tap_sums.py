@@ -81,14 +81,18 @@ def _shift_rows(
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
-def _planes(x, col_map, row_source, rows, width, tail):  # pragma: no cover
+def _planes(x, col_map, row_source, rows, width, tail, ones):  # pragma: no cover
     """Scratch for a task's planes, and the same memory flat with ``tail`` zeros more.
 
     The forward's blocks read up to ``tail`` values past a run's end: into
     the next plane (junk positions, never stored), or past the last one.
+    With ``ones`` a last plane of ones follows the input's: the weight
+    gradient's tap for the bias.
     """
-    count = x.shape[1] * col_map.shape[0] * row_source.shape[0]
+    count = x.shape[1] * col_map.shape[0] * row_source.shape[0] + (1 if ones else 0)
     flat = np.zeros(count * rows * width + tail, dtype=x.dtype)  # why whole: see phase_sums
+    if ones:
+        flat[(count - 1) * rows * width : count * rows * width] = 1
     return flat[: count * rows * width].reshape((count, rows * width)), flat
 
 
@@ -106,9 +110,13 @@ def _task(task, out_h, out_w, chunk_rows, chunk_cols):  # pragma: no cover
 @njit(**REDUCTION_OPTIONS)
 def weight_grad_sums(
     x, gy, row_source, col_map, col_first, col_stride, tap_plane, tap_row, tap_col,
-    chunk_rows, chunk_cols, lo, hi, sums,
+    chunk_rows, chunk_cols, lo, hi, sums, bias_tap,
 ):  # fmt: skip  # pragma: no cover
     """Add tasks ``[lo, hi)``'s weight gradient into ``sums[o, t]``.
+
+    With ``bias_tap`` the planes end with one of ones, which the last tap
+    reads: its sums are the output gradient's own, the bias gradient, made
+    in the same pass over the gradient rows as the weights'.
 
     ``x`` is the unpadded input ``(N, C, H, W)``, ``gy`` the output gradient
     ``(N, C_out, Oh, Ow)``. ``row_source[r, i]`` is the input row (``-1``: a
@@ -127,7 +135,9 @@ def weight_grad_sums(
     out_channels, out_h, out_w = gy.shape[1:]
     reach = tap_row.max()  # rows a task reads below its last output row
     reach_cols = tap_col.max()  # columns it reads past its last (one-row tasks)
-    planes, flat = _planes(x, col_map, row_source, chunk_rows + reach, chunk_cols + reach_cols, 0)
+    planes, flat = _planes(
+        x, col_map, row_source, chunk_rows + reach, chunk_cols + reach_cols, 0, bias_tap
+    )
     fixes = column_fixes(col_map, col_first, col_stride, x.shape[3])
     gy_flat = gy.reshape(gy.shape[0], out_channels, out_h * out_w)
     last = out_channels - 1
@@ -253,7 +263,7 @@ def forward_sums(
     reach_cols = tap_col.max()
     tile = TILE_VECTORS * simd.lanes(y)  # the blocks' reads past a task's end
     planes, source = _planes(
-        x, col_map, row_source, chunk_rows + reach, chunk_cols + reach_cols, tile
+        x, col_map, row_source, chunk_rows + reach, chunk_cols + reach_cols, tile, False
     )
     fixes = column_fixes(col_map, col_first, col_stride, x.shape[3])
     size = planes.shape[1]

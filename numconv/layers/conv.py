@@ -20,7 +20,7 @@ from .base import Layer
 
 class _ConvNd(Layer):
     _nd: int
-    _ops: tuple  # (forward, input_grad, weight_grad) functions of this rank
+    _ops: tuple  # (forward, input_grad, weight_grad, param_grads) functions of this rank
 
     def __init__(
         self,
@@ -104,11 +104,12 @@ class _ConvNd(Layer):
         x = self._saved()
         grad_output = as_float_array(grad_output, "grad_output")
         gx = self._ops[1](x.shape, self.weight, grad_output, *self._conv_args())
-        gw = self._ops[2](x, self.weight.shape, grad_output, *self._conv_args())
+        if "bias" in self.params:  # both from one call: some algorithms read grad_output once
+            gw, gb = self._ops[3](x, self.weight.shape, grad_output, *self._conv_args())
+            self._accumulate("bias", gb)
+        else:
+            gw = self._ops[2](x, self.weight.shape, grad_output, *self._conv_args())
         self._accumulate("weight", gw)
-        if "bias" in self.params:
-            batched = grad_output if x.ndim == self._nd + 2 else grad_output[None]
-            self._accumulate("bias", F.conv_bias_grad(batched))
         return gx
 
     def extra_repr(self) -> str:
@@ -189,19 +190,19 @@ def _layer_doc(nd: int) -> str:
 class Conv1d(_ConvNd):
     __doc__ = _layer_doc(1)
     _nd = 1
-    _ops = (F.conv1d, F.conv1d_input_grad, F.conv1d_weight_grad)
+    _ops = (F.conv1d, F.conv1d_input_grad, F.conv1d_weight_grad, F.conv1d_param_grads)
 
 
 class Conv2d(_ConvNd):
     __doc__ = _layer_doc(2)
     _nd = 2
-    _ops = (F.conv2d, F.conv2d_input_grad, F.conv2d_weight_grad)
+    _ops = (F.conv2d, F.conv2d_input_grad, F.conv2d_weight_grad, F.conv2d_param_grads)
 
 
 class Conv3d(_ConvNd):
     __doc__ = _layer_doc(3)
     _nd = 3
-    _ops = (F.conv3d, F.conv3d_input_grad, F.conv3d_weight_grad)
+    _ops = (F.conv3d, F.conv3d_input_grad, F.conv3d_weight_grad, F.conv3d_param_grads)
 
 
 class _ConvTransposeNd(_ConvNd):
