@@ -239,12 +239,8 @@ Notes
 {notes}
 """
 
-_WEIGHT_GRAD_DOC = """\
-Gradient of a {nd}-d convolution with respect to its weight.
-
-Returns ``∂⟨conv{nd}d(x, weight), grad_output⟩ / ∂weight`` for a weight of
-shape ``weight_shape``; the value does not depend on the weight itself.
-
+# The weight gradient's parameters, shared by its function and the param grads'.
+_WEIGHT_GRAD_PARAMS = """\
 Parameters
 ----------
 x : array_like of float, shape (N, C_in, {s}) or (C_in, {s})
@@ -255,7 +251,18 @@ grad_output : array_like of float
     Gradient of the loss with respect to the forward output; must have exactly
     the forward output's shape ``(N, C_out, {o})``.
 {params}
+"""
 
+_WEIGHT_GRAD_DOC = (
+    """\
+Gradient of a {nd}-d convolution with respect to its weight.
+
+Returns ``∂⟨conv{nd}d(x, weight), grad_output⟩ / ∂weight`` for a weight of
+shape ``weight_shape``; the value does not depend on the weight itself.
+
+"""
+    + _WEIGHT_GRAD_PARAMS
+    + """
 Returns
 -------
 ndarray of shape ``weight_shape``
@@ -264,9 +271,11 @@ Notes
 -----
 {notes}
 """
+)
 
 
-_PARAM_GRADS_DOC = """\
+_PARAM_GRADS_DOC = (
+    """\
 Gradients of a {nd}-d convolution with respect to its weight and its bias.
 
 ``(conv{nd}d_weight_grad(x, weight_shape, grad_output, ...),
@@ -274,17 +283,9 @@ conv_bias_grad(grad_output))`` in one call, which a layer's backward needs:
 where the algorithm allows (the tap sums), the bias comes out of the same pass
 over ``grad_output`` as the weight, which saves reading it a second time.
 
-Parameters
-----------
-x : array_like of float, shape (N, C_in, {s}) or (C_in, {s})
-    The forward input.
-weight_shape : tuple of ints
-    ``(C_out, C_in / groups, {k})``: the forward filters' shape.
-grad_output : array_like of float
-    Gradient of the loss with respect to the forward output; must have exactly
-    the forward output's shape ``(N, C_out, {o})``.
-{params}
-
+"""
+    + _WEIGHT_GRAD_PARAMS
+    + """
 Returns
 -------
 grad_weight : ndarray of shape ``weight_shape``
@@ -299,6 +300,7 @@ Notes
 -----
 {notes}
 """
+)
 
 
 def _doc(template: str, nd: int) -> str:
