@@ -24,8 +24,8 @@ def inner_call(op: str, plan: ConvPlan, dtype, *operands, result_slot: str) -> n
 
     A scratch result may overhang: ``(N, C, D, H', W')`` with ``H' ≥ H`` and
     ``W' ≥ W`` (Winograd's whole tiles), the result in its first rows and
-    columns; cutting it would be a copy (0.3-0.5 ms of dilated3x3's input
-    gradient).
+    columns; cutting it would be a copy (0.6-0.8 ms of dilated3x3's input
+    gradient with polyphase forced).
 
     Why: a fresh intermediate next to the caller's fresh result gave glibc two
     large blocks to free a call, and in a process whose allocator then handed
