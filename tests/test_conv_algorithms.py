@@ -1337,6 +1337,30 @@ def test_vector_row_copies_in_float32_match_float64(rng, algorithm, shape, c_out
         assert_close(g, e, np.float32)
 
 
+@pytest.mark.parametrize("given", ["stale", "too small"])
+def test_phase_sums_planes_from_scratch_are_zeroed_or_replaced(monkeypatch, rng, given):
+    """The kernels' planes come from the caller's scratch: stale values there (NaN) must
+    not reach a result, nor send the weight gradient to its non-finite fallback (the
+    planar GEMM), and a buffer too small must be replaced by a fresh one."""
+    from numconv import _workspace
+
+    real = _workspace.scratch
+
+    def scratch(name, shape, dtype):
+        if name != "phase_sums.planes":
+            return real(name, shape, dtype)
+        return np.full(shape if given == "stale" else (0,), np.nan, dtype)
+
+    monkeypatch.setattr(_workspace, "scratch", scratch)
+    fallbacks = []
+    original = planar_gemm.weight_grad
+    monkeypatch.setattr(planar_gemm, "weight_grad", lambda *a: fallbacks.append(1) or original(*a))
+    kw = dict(stride=2, padding=1, groups=2)
+    x, w, b, gy = _random_layer(rng, (3, 4, 9, 11), 6, (3, 3), kw)
+    _assert_matches_direct("phase_sums", x, w, b, gy, **kw)
+    assert not fallbacks
+
+
 def test_tap_sums_only_take_one_group_and_one_slice_deep():
     x = np.empty((2, 4, 8, 8))
     assert tap_sums.applies(_plan(x, np.empty((4, 4, 3, 3)), {}))

@@ -40,6 +40,7 @@ from ..kernels import register_blocks, simd
 from ..kernels.phase_sums import (
     forward_phase_sums,
     input_grad_phase_sums,
+    plane_elements,
     weight_grad_phase_sums,
 )
 from . import planar_gemm
@@ -117,6 +118,7 @@ def input_grad(plan: ConvPlan, w5, gy5, dtype) -> np.ndarray:
                 layout.col_first, layout.tap_plane, layout.tap_row, layout.tap_col,
                 layout.tap_count, layout.row_target, layout.out_w, plan.stride[2],
                 layout.col_offset, layout.chunk_rows, *bounds,
+                _planes_scratch(plan.out_channels, layout, _blocks_tail(dtype), 1, dtype),
             ),
             layout.parts,
             blas=False,
@@ -147,6 +149,7 @@ def weight_grad(plan: ConvPlan, x5, gy5, dtype) -> np.ndarray:
             x4, gy4, layout.row_source, layout.col_source, layout.col_first, layout.col_stride,
             layout.tap_plane, layout.tap_row, layout.tap_col, layout.row_target,
             layout.chunk_rows, images, *bounds, sums,
+            _planes_scratch(plan.in_channels, layout, 0, images, dtype),
         )  # fmt: skip
         return sums, probe
 
@@ -239,7 +242,23 @@ def _sums(x4, weights, biases, y, layout, row_target, col_step, col_offset, boun
         x4, weights, biases, y, layout.row_source, layout.col_source, layout.col_first,
         layout.col_stride, layout.tap_plane, layout.tap_row, layout.tap_col, row_target,
         layout.out_w, col_step, col_offset, layout.chunk_rows, *bounds,
+        _planes_scratch(x4.shape[1], layout, _blocks_tail(y.dtype), 1, y.dtype),
     )  # fmt: skip
+
+
+def _blocks_tail(dtype) -> int:
+    """Values the register blocks read past a run's end (the planes' tail)."""
+    return register_blocks.TILE_VECTORS * simd.VECTOR_BYTES // np.dtype(dtype).itemsize
+
+
+def _planes_scratch(channels: int, layout, tail: int, images: int, dtype) -> np.ndarray:
+    """This thread's scratch for a kernel's planes of ``channels`` input channels, so that
+    they are not a fresh buffer every call (:func:`~numconv.kernels.phase_sums.plane_elements`)."""
+    count = plane_elements(
+        channels, len(layout.row_source), layout.col_source, layout.tap_row, layout.chunk_rows,
+        tail, images,
+    )  # fmt: skip
+    return _workspace.scratch("phase_sums.planes", (count,), dtype)
 
 
 class _Layout(NamedTuple):

@@ -90,8 +90,21 @@ def _copy_planes(
                                         planes[plane, origin:])  # fmt: skip
 
 
+@njit(**KERNEL_OPTIONS)
+def plane_elements(
+    channels, row_phases, col_source, tap_row, chunk_rows, tail, images
+):  # pragma: no cover
+    """Values of a task's planes (and the ``tail`` after them) for ``channels`` input channels:
+    the size of the ``scratch`` a kernel's caller hands it (see :func:`_plane_space`)."""
+    width = col_source.shape[1]
+    size = images * (chunk_rows + tap_row.max() + 1) * width
+    return channels * row_phases * col_source.shape[0] * size + tail
+
+
 @njit(inline="always", **KERNEL_OPTIONS)
-def _plane_space(x, row_source, col_source, tap_row, chunk_rows, tail, images):  # pragma: no cover
+def _plane_space(
+    x, row_source, col_source, tap_row, chunk_rows, tail, images, scratch
+):  # pragma: no cover
     """Plane width, the taps' row reach, the input's plane count, room for a task's planes,
     and the same memory flat with ``tail`` zeros more.
 
@@ -100,15 +113,25 @@ def _plane_space(x, row_source, col_source, tap_row, chunk_rows, tail, images): 
     read up to ``tail`` values past a run's end: into the next plane (junk
     positions, never stored), or past the last one. A task of several
     ``images`` holds each image's rows after the other's in each plane.
+
+    The memory is the caller's ``scratch`` when it holds
+    :func:`plane_elements` values, else a fresh array: freed at the end of
+    each call, a fresh buffer of a few hundred KB moved the heap top up and
+    back down every call in some processes, so its pages faulted in anew
+    (g4_k5_s2's forward, 201 faults a call; docs/performance.md §42).
     """
     width = col_source.shape[1]
     reach = tap_row.max()
     count = x.shape[1] * row_source.shape[0] * col_source.shape[0]
     size = images * (chunk_rows + reach + 1) * width
-    # Zeroed whole: with np.empty and only the tail zeroed the forward ran
-    # 4-7% slower (g8_3x3, g4_k5_s2; the junk positions then read leftover
-    # memory), and the weight gradient was no faster (docs/performance.md §31).
-    flat = np.zeros(count * size + tail, dtype=x.dtype)
+    need = plane_elements(
+        x.shape[1], row_source.shape[0], col_source, tap_row, chunk_rows, tail, images
+    )  # = count·size + tail
+    flat = scratch[:need] if scratch.shape[0] >= need else np.empty(need, dtype=x.dtype)
+    # Zeroed whole: with only the tail zeroed the forward ran 4-7% slower
+    # (g8_3x3, g4_k5_s2; the junk positions then read leftover memory), and
+    # the weight gradient was no faster (docs/performance.md §31).
+    flat[:] = 0
     return width, reach, count, flat[: count * size].reshape((count, size)), flat
 
 
@@ -128,13 +151,13 @@ def _start_task(
 
 @njit(inline="always", **KERNEL_OPTIONS)
 def _sum_buffers(
-    x, y, row_source, col_source, col_first, col_stride, tap_row, chunk_rows
+    x, y, row_source, col_source, col_first, col_stride, tap_row, chunk_rows, scratch
 ):  # fmt: skip  # pragma: no cover
     """The forwards' buffers: plane width, the taps' row reach, the planes and their
     flat memory, the column fixes, and the wide and spill rows of ``y``'s channels."""
     tile = TILE_VECTORS * simd.lanes(y)  # the blocks' reads past a task's end
     width, reach, _, planes, source = _plane_space(
-        x, row_source, col_source, tap_row, chunk_rows, tile, 1
+        x, row_source, col_source, tap_row, chunk_rows, tile, 1, scratch
     )
     fixes = column_fixes(col_source, col_first, col_stride, x.shape[3])
     wide = np.empty((y.shape[1], chunk_rows * width), dtype=y.dtype)
@@ -145,7 +168,7 @@ def _sum_buffers(
 @njit(**KERNEL_OPTIONS)
 def forward_phase_sums(
     x, w, bias, y, row_source, col_source, col_first, col_stride, tap_plane, tap_row, tap_col,
-    row_target, out_w, col_step, col_offset, chunk_rows, lo, hi,
+    row_target, out_w, col_step, col_offset, chunk_rows, lo, hi, scratch,
 ):  # fmt: skip  # pragma: no cover
     """Write tasks ``[lo, hi)``'s outputs ``y[n, o] = bias[o] + Σ_t w[g, t, o - g·C_out/G]·x_t``.
 
@@ -171,7 +194,7 @@ def forward_phase_sums(
     out_rows = row_target.shape[0]
     groups, taps, group_outputs = w.shape
     width, reach, planes, source, fixes, wide, spill = _sum_buffers(
-        x, y, row_source, col_source, col_first, col_stride, tap_row, chunk_rows
+        x, y, row_source, col_source, col_first, col_stride, tap_row, chunk_rows, scratch
     )
     size = planes.shape[1]
     offsets = np.empty(taps, dtype=np.int64)
@@ -193,7 +216,7 @@ def forward_phase_sums(
 @njit(**KERNEL_OPTIONS)
 def input_grad_phase_sums(
     gy, w, w_start, gx, row_source, col_source, col_first, tap_plane, tap_row, tap_col,
-    tap_count, row_target, out_w, col_step, col_offset, chunk_rows, lo, hi,
+    tap_count, row_target, out_w, col_step, col_offset, chunk_rows, lo, hi, scratch,
 ):  # fmt: skip  # pragma: no cover
     """:func:`forward_phase_sums` of ``gy`` for every stride residue of the input gradient.
 
@@ -210,7 +233,7 @@ def input_grad_phase_sums(
     group_outputs = gx.shape[1] // groups
     out_rows = row_target.shape[1]
     width, reach, planes, source, fixes, wide, spill = _sum_buffers(
-        gy, gx, row_source, col_source, col_first, 1, tap_row, chunk_rows
+        gy, gx, row_source, col_source, col_first, 1, tap_row, chunk_rows, scratch
     )
     size = planes.shape[1]
     no_bias = np.zeros(gx.shape[1], dtype=gx.dtype)
@@ -277,7 +300,7 @@ def _copy_out(
 @njit(**REDUCTION_OPTIONS)
 def weight_grad_phase_sums(
     x, gy, row_source, col_source, col_first, col_stride, tap_plane, tap_row, tap_col,
-    row_target, chunk_rows, images, lo, hi, sums,
+    row_target, chunk_rows, images, lo, hi, sums, scratch,
 ):  # fmt: skip  # pragma: no cover
     """Add tasks ``[lo, hi)``'s weight gradient into ``sums[o, t]``; return a finiteness probe.
 
@@ -305,7 +328,7 @@ def weight_grad_phase_sums(
     groups = tap_plane.shape[0]
     group_outputs = out_channels // groups
     width, reach, count, planes, flat = _plane_space(
-        x, row_source, col_source, tap_row, chunk_rows, 0, images
+        x, row_source, col_source, tap_row, chunk_rows, 0, images, scratch
     )
     fixes = column_fixes(col_source, col_first, col_stride, x.shape[3])
     size = planes.shape[1] // images  # one image's plane rows
