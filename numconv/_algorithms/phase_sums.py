@@ -217,7 +217,7 @@ def scratch_elements(plan: ConvPlan) -> int:
     width = layout.col_source.shape[1]
     planes = plan.in_channels * layout.row_source.shape[0] * layout.col_source.shape[0]
     plane_rows = layout.chunk_rows + int(layout.tap_row.max()) + 1
-    tail = register_blocks.TILE_VECTORS * simd.VECTOR_BYTES // 4  # float32's, the longer
+    tail = _blocks_tail(np.float32)  # float32's, the longer
     per_part = planes * plane_rows * width + tail  # the planes and the blocks' overrun
     per_part += plan.out_channels * (layout.chunk_rows * width + tail)  # wide and spill rows
     # The weight gradient: several images' planes and wide rows (gaps included).
