@@ -7,10 +7,11 @@ ungrouped layer of the same width. Here (:mod:`numconv.kernels.phase_sums`)
 each image's padded input is split once into its stride phases, planes whose
 rows run on into each other, so that every tap reads one contiguous run of a
 plane; each output row is ``bias + Σ_t w[o, t]·run_t`` over its group's
-taps, summed over every tap in vector registers, 8 output channels × 48
-positions at a time (:mod:`numconv.kernels.register_blocks`). The copy is
-one input's worth, whatever the kernel; the price is the junk columns (the
-plane width minus the output width) computed and dropped.
+taps, summed over every tap in vector registers, 8 output channels × 3
+vectors of positions at a time (4 × 3 with AVX2's 16 registers)
+(:mod:`numconv.kernels.register_blocks`). The copy is one input's worth,
+whatever the kernel; the price is the junk columns (the plane width minus
+the output width) computed and dropped.
 
 The input gradient is the same sums over the output gradient: one stride-1
 forward per stride residue of the input, with the residue's taps reversed

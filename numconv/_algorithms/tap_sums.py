@@ -9,12 +9,12 @@ speed, and longer products over many images were slower still
 tap column's input rows are copied once into planes laid out like the
 output, so that every tap reads one contiguous run per task:
 
-- forward: each output row is ``bias + Σ_t w[o, t]·run_t``, 8 rows × 48
-  positions at a time over every tap in vector registers, written straight
-  into the result;
+- forward: each output row is ``bias + Σ_t w[o, t]·run_t``, 8 rows × 3
+  vectors of positions at a time (4 × 3 with AVX2) over every tap in vector
+  registers, written straight into the result;
 - weight gradient: each weight is the dot product of its tap's run with the
   output gradient read in place, 8 output channels × 3 taps at a time in 24
-  vector accumulators.
+  vector accumulators (4 × 3 in 12 with AVX2).
 
 Neither builds a column matrix. The input gradient of the same layers stays
 on the planar GEMM, whose products there (``Wᵀ @ gy``) have long rows and

@@ -14,13 +14,13 @@ which copies each tap column's rows so that runs have no junk, the planes
 here are one copy of the input, whatever the kernel size.
 
 :func:`forward_phase_sums` writes each wide output row as ``bias + Σ_t w[o,
-t]·run_t`` over its group's taps, 8 rows × 48 positions at a time in vector
-registers (:mod:`numconv.kernels.register_blocks`), then copies the valid
+t]·run_t`` over its group's taps, a block of rows × 3 vectors of positions
+at a time in vector registers (:mod:`numconv.kernels.register_blocks`), then copies the valid
 positions out, to any rows and to every ``col_step``-th column of the
 result (the input gradient, one stride-1 forward per stride residue, writes
 each residue's positions straight into the gradient this way).
 :func:`weight_grad_phase_sums` dots each tap's run with the output
-gradient's wide rows, 8 output channels × 3 taps at a time. Work is
+gradient's wide rows, ``OUT_BLOCK`` output channels × 3 taps at a time. Work is
 split into tasks of output rows (in the folded row axis) of one image; a
 call does tasks ``[lo, hi)``. Serial and GIL-free: the algorithm runs one
 call per worker thread.
@@ -308,8 +308,8 @@ def weight_grad_phase_sums(
     gradient ``(N, C_out, OD·OH, OW)`` and ``tap_plane`` ``(G, T)`` the
     group's ``T = C/G·KD·KH·KW`` taps, unpadded. Each weight is the dot
     product of its tap's run with the output gradient's wide rows, copied
-    with zeros in the junk columns and rows, 8 output channels × 3 taps at a
-    time (:func:`numconv.kernels.tap_sums.add_dot_blocks`).
+    with zeros in the junk columns and rows, ``OUT_BLOCK`` output channels × 3
+    taps at a time (:func:`numconv.kernels.tap_sums.add_dot_blocks`).
 
     With ``images`` above 1 (then ``chunk_rows`` is every wide row), task
     ``i`` is images ``i·images …``, laid one after the other in each plane,

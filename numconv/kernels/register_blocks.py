@@ -7,12 +7,14 @@ FMAs with its ``B`` weights broadcast; the ``B·V`` accumulators
 (:mod:`numconv.kernels.simd` vectors) stay in registers over all taps and are
 stored once. The sums run in tap order, one rounding per tap.
 
-Sizes: 8 × 3 (24 of the 32 AVX-512 registers; 11 loads per 24 FMAs), and
-4, 2 and 1 outputs × 4 vectors for what is left of a group, so that no
-output channel is computed twice. :func:`sum_outputs` covers a group's
-outputs with them. Each size is written out, accumulator by accumulator:
-only named locals become registers (an array of sums, or a loop over
-them, would live in memory).
+Sizes: with AVX-512's 32 registers, 8 × 3 (24 accumulators; 11 loads per
+24 FMAs), and 4, 2 and 1 outputs × 4 vectors for what is left of a group, so
+that no output channel is computed twice. With AVX2's 16 (``simd.REGISTERS``),
+4 × 3 (12 accumulators, 3 input vectors and a broadcast weight), then 2 and 1
+× 4: the AVX-512 sizes there spilled their sums to the stack every tap.
+:func:`sum_outputs` covers a group's outputs with them. Each size is
+written out, accumulator by accumulator: only named locals become
+registers (an array of sums, or a loop over them, would live in memory).
 
 Each size is a loop of whole passes (``_passes_*``) that stores its vectors
 by flat index: a row view, or an array handed to an inlined helper, costs
@@ -33,6 +35,7 @@ from .._config import KERNEL_OPTIONS
 from . import simd
 
 TILE_VECTORS = 4  # the most vectors of positions a pass spans
+_WIDE = simd.REGISTERS >= 32  # room for the 8 × 3 blocks
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -45,14 +48,23 @@ def sum_outputs(
     :data:`TILE_VECTORS` vectors of columns.
     """
     n = simd.lanes(source)
-    full = length - length % (3 * n)  # the 8-blocks' whole passes
-    for col in range(0, outputs - 7, 8):
-        row = first + col
-        _passes_8(source, offsets, weights, col, bias, out, row, start, 0, full)
-        if full < length:
-            _passes_8(source, offsets, weights, col, bias, spill, row, -full, full, length)
-            _copy_spill(spill, out, row, 8, start + full, length - full)
-    col = outputs - outputs % 8
+    full = length - length % (3 * n)  # the main blocks' whole passes
+    if _WIDE:
+        for col in range(0, outputs - 7, 8):
+            row = first + col
+            _passes_8(source, offsets, weights, col, bias, out, row, start, 0, full)
+            if full < length:
+                _passes_8(source, offsets, weights, col, bias, spill, row, -full, full, length)
+                _copy_spill(spill, out, row, 8, start + full, length - full)
+        col = outputs - outputs % 8
+    else:
+        for col in range(0, outputs - 3, 4):
+            row = first + col
+            _passes_4x3(source, offsets, weights, col, bias, out, row, start, 0, full)
+            if full < length:
+                _passes_4x3(source, offsets, weights, col, bias, spill, row, -full, full, length)
+                _copy_spill(spill, out, row, 4, start + full, length - full)
+        col = outputs - outputs % 4
     full = length - length % (4 * n)  # the smaller blocks' whole passes
     for size in (4, 2, 1):
         if outputs - col >= size:
@@ -154,6 +166,47 @@ def _passes_8(source, offsets, weights, col, bias, out, row, at, q0, q1):  # pra
         simd.store(out, base, a7)
         simd.store(out, base + n, b7)
         simd.store(out, base + 2 * n, c7)
+
+
+@njit(**KERNEL_OPTIONS)
+def _passes_4x3(source, offsets, weights, col, bias, out, row, at, q0, q1):  # pragma: no cover
+    """Outputs ``col … col + 3`` × 3 vectors a pass; arguments as for :func:`_passes_8`."""
+    n = simd.lanes(source)
+    width = out.shape[1]
+    for q in range(q0, q1, 3 * n):
+        a0 = b0 = c0 = simd.splat(bias[row])
+        a1 = b1 = c1 = simd.splat(bias[row + 1])
+        a2 = b2 = c2 = simd.splat(bias[row + 2])
+        a3 = b3 = c3 = simd.splat(bias[row + 3])
+        for t in range(offsets.shape[0]):
+            read = offsets[t] + q
+            u = simd.load(source, read)
+            v = simd.load(source, read + n)
+            s = simd.load(source, read + 2 * n)
+            k = weights[t, col]
+            a0, b0, c0 = simd.fma(a0, u, k), simd.fma(b0, v, k), simd.fma(c0, s, k)
+            k = weights[t, col + 1]
+            a1, b1, c1 = simd.fma(a1, u, k), simd.fma(b1, v, k), simd.fma(c1, s, k)
+            k = weights[t, col + 2]
+            a2, b2, c2 = simd.fma(a2, u, k), simd.fma(b2, v, k), simd.fma(c2, s, k)
+            k = weights[t, col + 3]
+            a3, b3, c3 = simd.fma(a3, u, k), simd.fma(b3, v, k), simd.fma(c3, s, k)
+        base = row * width + at + q
+        simd.store(out, base, a0)
+        simd.store(out, base + n, b0)
+        simd.store(out, base + 2 * n, c0)
+        base = (row + 1) * width + at + q
+        simd.store(out, base, a1)
+        simd.store(out, base + n, b1)
+        simd.store(out, base + 2 * n, c1)
+        base = (row + 2) * width + at + q
+        simd.store(out, base, a2)
+        simd.store(out, base + n, b2)
+        simd.store(out, base + 2 * n, c2)
+        base = (row + 3) * width + at + q
+        simd.store(out, base, a3)
+        simd.store(out, base + n, b3)
+        simd.store(out, base + 2 * n, c3)
 
 
 @njit(**KERNEL_OPTIONS)

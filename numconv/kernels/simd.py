@@ -31,19 +31,34 @@ in a register across any loop and is stored only when the kernel says so.
   field: the fields' stride-``T`` gather or scatter done as shuffles of
   whole vectors instead of one scalar per value.
 
-The width is fixed at 64 bytes, this machine's AVX-512 registers; on a CPU
-with narrower registers LLVM splits each operation into two or four, with the
-same results.
+The width is the compile target's register width, fixed when this module is
+imported: 64 bytes where Numba compiles for AVX-512 (32 vector registers), 32
+bytes otherwise (AVX2's 16). A 64-byte vector on an AVX2 CPU is split by LLVM
+into two registers, which doubles the registers a register block needs: the
+8 × 3 blocks tuned on AVX-512 then spilled every accumulator, and the tap and
+phase sums ran 3-10× slower on a Zen 3 CPU (docs/performance.md §43).
+:data:`REGISTERS` tells register-blocked kernels how many they have.
 """
 
 from __future__ import annotations
 
 from llvmlite import ir
 from numba import types
-from numba.core import cgutils
+from numba.core import cgutils, config
+from numba.core.codegen import get_host_cpu_features
 from numba.extending import intrinsic, models, register_model
 
-VECTOR_BYTES = 64
+
+def _compile_target_features() -> str:
+    """The CPU features Numba compiles for, as LLVM's ``+name,-name`` list."""
+    if config.CPU_FEATURES is not None:  # NUMBA_CPU_FEATURES overrides the host's
+        return config.CPU_FEATURES
+    return get_host_cpu_features()
+
+
+_AVX512 = "+avx512f" in _compile_target_features().split(",")
+VECTOR_BYTES = 64 if _AVX512 else 32
+REGISTERS = 32 if _AVX512 else 16  # vector registers of that width
 
 
 class Vector(types.Type):

@@ -17,9 +17,10 @@ tap columns read at offsets.
   rows × 48 positions at a time over every tap in vector registers
   (:mod:`numconv.kernels.register_blocks`), straight into the output.
 - :func:`weight_grad_sums`: each weight is the dot product of its run with
-  the output gradient, 8 output channels × 3 taps at a time: per 16
-  positions, 8 gradient loads and 3 input loads feed 24 FMAs into 24 vector
-  accumulators, which LLVM keeps in registers (``reassoc`` lets it split each
+  the output gradient, :data:`OUT_BLOCK` (8 with AVX-512, 4 with AVX2)
+  output channels × 3 taps at a time: per vector of positions, 8 gradient
+  loads and 3 input loads feed 24 FMAs into 24 vector accumulators (AVX2: 4,
+  3, 12 and 12), which LLVM keeps in registers (``reassoc`` lets it split each
   sum into vector lanes; see :mod:`numconv._config`). Output channels and
   taps past the end of a block repeat the last one; their sums are dropped.
 
@@ -39,7 +40,10 @@ from . import simd
 from .plane_rows import column_fixes, copy_row_columns, copy_row_vectors
 from .register_blocks import TILE_VECTORS, sum_outputs
 
-OUT_BLOCK = 8  # output channels per register block
+# Output channels per register block: 8 × 3 sums fill 24 of AVX-512's 32
+# vector registers; with AVX2's 16 they spilled to the stack every position
+# (33 against 61 GFLOP/s for 4 × 3 on a Zen 3 core, §43).
+OUT_BLOCK = 8 if simd.REGISTERS >= 32 else 4
 TAP_BLOCK = 3  # taps per register block
 
 
@@ -162,12 +166,28 @@ def add_dot_blocks(
     sums, gy_rows, start, o0, last, planes, tap_plane, tap_row, tap_col, width, length
 ):  # fmt: skip  # pragma: no cover
     """Add ``Σ_q gy_rows[o, start + q]·run_t[q]`` into ``sums[o, t]`` for outputs
-    ``o0 … min(o0 + 7, last)`` and every tap, 8 outputs × 3 taps per block.
+    ``o0 … min(o0 + OUT_BLOCK - 1, last)`` and every tap, :data:`OUT_BLOCK` outputs
+    × 3 taps per block.
 
     Tap ``t`` runs from plane ``tap_plane[t]``, row ``tap_row[t]``, column
     ``tap_col[t]`` of ``width``-long rows; outputs past ``last`` and taps
     past the end repeat the last ones, and their sums are dropped.
     """
+    if OUT_BLOCK == 8:
+        _add_dot_blocks_8(
+            sums, gy_rows, start, o0, last, planes, tap_plane, tap_row, tap_col, width, length
+        )
+    else:
+        _add_dot_blocks_4(
+            sums, gy_rows, start, o0, last, planes, tap_plane, tap_row, tap_col, width, length
+        )
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _add_dot_blocks_8(
+    sums, gy_rows, start, o0, last, planes, tap_plane, tap_row, tap_col, width, length
+):  # fmt: skip  # pragma: no cover
+    """:func:`add_dot_blocks` in 8 × 3 blocks."""
     taps = tap_plane.shape[0]
     g0 = gy_rows[min(o0, last), start:]
     g1 = gy_rows[min(o0 + 1, last), start:]
@@ -185,11 +205,38 @@ def add_dot_blocks(
         x1 = planes[tap_plane[tb], tap_row[tb] * width + tap_col[tb] :]
         x2 = planes[tap_plane[tc], tap_row[tc] * width + tap_col[tc] :]
         block = dot_tap_block(g0, g1, g2, g3, g4, g5, g6, g7, x0, x1, x2, length)
-        for i in range(OUT_BLOCK):
-            if o0 + i <= last:
-                for j in range(TAP_BLOCK):
-                    if t0 + j < taps:
-                        sums[o0 + i, t0 + j] += block[TAP_BLOCK * i + j]
+        _add_block(sums, block, o0, last, t0, taps, 8)
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _add_dot_blocks_4(
+    sums, gy_rows, start, o0, last, planes, tap_plane, tap_row, tap_col, width, length
+):  # fmt: skip  # pragma: no cover
+    """:func:`add_dot_blocks` in 4 × 3 blocks."""
+    taps = tap_plane.shape[0]
+    g0 = gy_rows[min(o0, last), start:]
+    g1 = gy_rows[min(o0 + 1, last), start:]
+    g2 = gy_rows[min(o0 + 2, last), start:]
+    g3 = gy_rows[min(o0 + 3, last), start:]
+    for t0 in range(0, taps, TAP_BLOCK):
+        ta = min(t0, taps - 1)
+        tb = min(t0 + 1, taps - 1)
+        tc = min(t0 + 2, taps - 1)
+        x0 = planes[tap_plane[ta], tap_row[ta] * width + tap_col[ta] :]
+        x1 = planes[tap_plane[tb], tap_row[tb] * width + tap_col[tb] :]
+        x2 = planes[tap_plane[tc], tap_row[tc] * width + tap_col[tc] :]
+        block = dot_tap_block_4(g0, g1, g2, g3, x0, x1, x2, length)
+        _add_block(sums, block, o0, last, t0, taps, 4)
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _add_block(sums, block, o0, last, t0, taps, outputs):  # pragma: no cover
+    """Add a block's sums, row-major ``(outputs, TAP_BLOCK)``, to the rows and taps that exist."""
+    for i in range(outputs):
+        if o0 + i <= last:
+            for j in range(TAP_BLOCK):
+                if t0 + j < taps:
+                    sums[o0 + i, t0 + j] += block[TAP_BLOCK * i + j]
 
 
 @njit(inline="always", **REDUCTION_OPTIONS)
@@ -245,6 +292,34 @@ def dot_tap_block(g0, g1, g2, g3, g4, g5, g6, g7, x0, x1, x2, length):  # pragma
     )  # fmt: skip
 
 
+@njit(inline="always", **REDUCTION_OPTIONS)
+def dot_tap_block_4(g0, g1, g2, g3, x0, x1, x2, length):  # pragma: no cover
+    """:func:`dot_tap_block` for 4 rows of the output gradient: 12 sums."""
+    z = x0.dtype.type(0)
+    a00 = a01 = a02 = a10 = a11 = a12 = a20 = a21 = a22 = a30 = a31 = a32 = z
+    for q in range(length):
+        v0 = x0[q]
+        v1 = x1[q]
+        v2 = x2[q]
+        u = g0[q]
+        a00 += u * v0
+        a01 += u * v1
+        a02 += u * v2
+        u = g1[q]
+        a10 += u * v0
+        a11 += u * v1
+        a12 += u * v2
+        u = g2[q]
+        a20 += u * v0
+        a21 += u * v1
+        a22 += u * v2
+        u = g3[q]
+        a30 += u * v0
+        a31 += u * v1
+        a32 += u * v2
+    return (a00, a01, a02, a10, a11, a12, a20, a21, a22, a30, a31, a32)
+
+
 @njit(**KERNEL_OPTIONS)
 def forward_sums(
     x, w, bias, y, row_source, col_map, col_first, col_stride, tap_plane, tap_row, tap_col,
@@ -255,7 +330,7 @@ def forward_sums(
     Arguments as for :func:`weight_grad_sums`; ``y`` is ``(N, C_out, Oh,
     Ow)`` and ``w`` ``(T, C_out)``, one row of weights per tap. Each task's
     outputs are summed in register blocks (:mod:`numconv.kernels.register_blocks`,
-    8 output channels × 48 positions over every tap) straight into ``y``.
+    a block of output channels × 3 vectors over every tap) straight into ``y``.
     """
     out_channels, out_h, out_w = y.shape[1:]
     taps = tap_plane.shape[0]
