@@ -145,6 +145,33 @@ def test_masked_load_and_store_touch_only_their_lanes(dtype, index, lo, hi, coun
 
 
 @njit
+def _store_counted(a, b, at, count, step_two):
+    v = simd.load(a, 0)
+    if step_two:
+        simd.masked_store(b, at, v, count, 2)
+    else:
+        simd.masked_store(b, at, v, count, 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("step", [1, 2])
+@pytest.mark.parametrize("count", range(-1, 19))
+def test_masked_store_writes_exactly_its_lanes_at_every_count(dtype, step, count):
+    """Every count from none to more than a vector, at both steps: lanes ``j < count``
+    with ``j % step == 0`` written, nothing else (on AVX2 these are plain stores of
+    sub-vectors chosen by the count, not a masked store)."""
+    lanes = _lanes(dtype)
+    a = np.arange(1, lanes + 1, dtype=dtype)
+    b = np.full(3 * lanes, -1.0, dtype=dtype)
+    _store_counted(a, b, lanes, count, step == 2)
+    expected = np.full(3 * lanes, -1.0, dtype=dtype)
+    written = np.arange(lanes)
+    written = written[(written < count) & (written % step == 0)]
+    expected[lanes + written] = a[written]
+    np.testing.assert_array_equal(b, expected)
+
+
+@njit
 def _strided_copies(a, b, high_count):
     lanes = simd.lanes(a)
     evens = simd.even_lanes(simd.load(a, 0), simd.load(a, lanes))
