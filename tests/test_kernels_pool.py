@@ -136,3 +136,24 @@ def test_results_do_not_depend_on_the_thread_count(rng):
             numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     for one, two in zip(*runs, strict=True):
         np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("elements", [1, 3, 4, 7, 8, 9, 15, 16, 17, 49, 100])
+def test_plane_mean_sums_whole_vectors_and_the_tail(dtype, elements):
+    """Global average pooling's kernel at row lengths below, at and past a vector (4, 8 or
+    16 lanes) against NumPy's float64 mean; rows of ones give exact means, and a NaN reaches
+    only its own row's mean."""
+    from numconv.kernels.pool import plane_mean
+
+    rows = 131  # not a whole number of the kernel's 64 blocks
+    x = np.random.default_rng(elements).standard_normal((rows, elements)).astype(dtype)
+    x[5] = 1
+    x[7, elements - 1] = np.nan  # the last value: in the tail when there is one
+    y = np.full(rows, -7.0, dtype=dtype)
+    plane_mean(x, y)
+    expected = x.astype(np.float64).mean(axis=1)
+    assert y[5] == 1
+    assert np.isnan(y[7]) and not np.isnan(np.delete(y, 7)).any()
+    rtol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(y, expected.astype(dtype), rtol=rtol, atol=rtol)

@@ -26,6 +26,8 @@ in a register across any loop and is stored only when the kernel says so.
 - :func:`spread_low` / :func:`spread_high`: the first or second half of a
   vector's lanes to the even lanes of a whole one, the inverse: with
   :func:`masked_store`'s ``step`` 2 they write every other position.
+- :func:`total`: the sum of a vector's lanes, as a fixed tree of halves
+  (lanes ``j`` and ``j + lanes/2`` first), the same order on every call.
 - :func:`load_interleaved` / :func:`store_interleaved`: ``lanes`` records of
   ``T`` values each (e.g. 3×3 filters, 9 taps) as ``T`` vectors, one per
   field: the fields' stride-``T`` gather or scatter done as shuffles of
@@ -330,6 +332,28 @@ def _store_first_lanes(builder, value, pointer, count, every, align):
         order = ir.Constant(ir.VectorType(_I32, size), list(range(first, first + size)))
         piece = builder.shuffle_vector(value, undefined, order)
         builder.store(piece, builder.bitcast(address, piece.type.as_pointer()), align=align)
+
+
+@intrinsic
+def total(typingctx, vector):
+    """The sum of ``vector``'s lanes: halves added lane by lane until one is left."""
+    if not isinstance(vector, Vector):
+        raise TypeError(f"expected a vector, got {vector}")
+
+    def codegen(context, builder, signature, args):
+        value = args[0]
+        while value.type.count > 1:
+            half = value.type.count // 2
+            low, high = (
+                builder.shuffle_vector(
+                    value, value, ir.Constant(ir.VectorType(_I32, half), list(range(k, k + half)))
+                )
+                for k in (0, half)
+            )
+            value = builder.fadd(low, high)
+        return builder.extract_element(value, ir.Constant(_I32, 0))
+
+    return vector.dtype(vector), codegen
 
 
 def _shuffle(first, second, order):
