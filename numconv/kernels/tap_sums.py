@@ -14,7 +14,7 @@ With one output row (1-d layers) the planes are the W phases instead, which
 tap columns read at offsets.
 
 - :func:`forward_sums`: each output row is ``bias + Σ_t w[t, o]·run_t``, 8
-  rows × 48 positions at a time over every tap in vector registers
+  rows × 48 positions (AVX2: 4 × 24) at a time over every tap in vector registers
   (:mod:`numconv.kernels.register_blocks`), straight into the output.
 - :func:`weight_grad_sums`: each weight is the dot product of its run with
   the output gradient, :data:`OUT_BLOCK` (8 with AVX-512, 4 with AVX2)
